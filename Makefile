@@ -1,0 +1,66 @@
+# storyreel: the two set-up commands are `make run` and `make test`; each installs what is
+# missing (Debian packages, a CPU libtorch from the PyPI torch wheel) into caches it reuses.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export STORYREEL_CACHE ?= $(HOME)/.cache/storyreel
+# The libtorch tch builds and runs against (DESIGN.md §7); .cargo/config.toml points here too.
+LIBTORCH_LINK := $(CURDIR)/.libtorch
+export LIBTORCH := $(LIBTORCH_LINK)
+export LD_LIBRARY_PATH := $(LIBTORCH_LINK)/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+CARGO ?= cargo
+NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
+
+.PHONY: help setup build test run mesh models bench lint fmt clean
+
+help:
+	@echo "make run    - the embedded demo (sets up everything first)"
+	@echo "make test   - the whole test suite (sets up everything first)"
+	@echo "make setup | build | models | mesh | bench | lint | fmt | clean"
+
+## setup: Debian packages when missing, libtorch into $(STORYREEL_CACHE), ./.libtorch link
+setup: $(LIBTORCH_LINK)/.complete
+	@scripts/setup-system.sh
+
+$(LIBTORCH_LINK)/.complete:
+	@scripts/setup-system.sh
+	@ln -sfn "$$(scripts/setup-libtorch.sh)" "$(LIBTORCH_LINK)"
+
+build: setup
+	$(CARGO) build --workspace --all-targets
+
+test: setup
+ifneq ($(NEXTEST),)
+	$(CARGO) nextest run --workspace --all-features --no-fail-fast
+	$(CARGO) test --workspace --all-features --doc
+else
+	$(CARGO) test --workspace --all-features --no-fail-fast
+endif
+
+## models: weights for the default models (the model issues add them)
+models: setup
+	@scripts/models.sh
+
+run: setup
+	@echo "make run: the embedded demo needs the gateway (services/gateway), which is not built yet." >&2
+	@echo "  what exists: the foundation crates (shared/*); see README.md 'Status'." >&2
+	@exit 2
+
+mesh: setup
+	@echo "make mesh: no service binaries exist yet (services/*); see README.md 'Status'." >&2
+	@exit 2
+
+bench: setup
+	$(CARGO) bench -p storyreel-tensors
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	@scripts/buf-lint.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,18 @@
+//! What every storyreel service shares (DESIGN.md §2, §4): layered [`config`],
+//! [`telemetry`] (logs, OTLP traces, Prometheus metrics), W3C trace [`propagation`], the
+//! gRPC [`server`] bootstrap and its [`server_layer`]s, [`client`] channels with retries,
+//! optional [`tls`], the stop [`shutdown`] signal, and the one [`error_code`] table.
+
+pub mod client;
+pub mod config;
+pub mod error_code;
+pub mod propagation;
+pub mod server;
+pub mod server_layer;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tls;
+
+pub use config::{Secret, Validate, ValidationError};
+pub use error_code::{ErrorCode, HasErrorCode, to_status};
+pub use server::{GrpcServer, Health, ServerConfig};
