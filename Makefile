@@ -30,7 +30,7 @@ $(LIBTORCH_LINK)/.complete:
 build: setup
 	$(CARGO) build --workspace --all-targets
 
-test: setup
+test: setup models
 ifneq ($(NEXTEST),)
 	$(CARGO) nextest run --workspace --all-features --no-fail-fast
 	$(CARGO) test --workspace --all-features --doc
@@ -42,7 +42,7 @@ endif
 models: setup
 	@scripts/models.sh
 
-run: setup
+run: setup models
 	@echo "make run: the embedded demo needs the gateway (services/gateway), which is not built yet." >&2
 	@echo "  what exists: the foundation crates (shared/*); see README.md 'Status'." >&2
 	@exit 2

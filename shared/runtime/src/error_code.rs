@@ -28,6 +28,8 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// A dependency (Redis, another stage) could not be reached.
     Unavailable,
+    /// Stored bytes failed validation or their checksum.
+    DataLoss,
     /// A bug or an unexpected failure.
     Internal,
 }
@@ -45,6 +47,7 @@ impl ErrorCode {
             ErrorCode::NotFound => Code::NotFound,
             ErrorCode::Cancelled => Code::Cancelled,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
+            ErrorCode::DataLoss => Code::DataLoss,
             ErrorCode::Internal => Code::Internal,
         }
     }
@@ -62,6 +65,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::DataLoss => "data_loss",
             ErrorCode::Internal => "internal",
         }
     }
@@ -70,6 +74,21 @@ impl ErrorCode {
 /// Implemented by every crate's error enum.
 pub trait HasErrorCode: std::error::Error {
     fn error_code(&self) -> ErrorCode;
+}
+
+/// Tensor-store errors keep their class: a missing input tensor is FAILED_PRECONDITION,
+/// a store outage UNAVAILABLE (retryable), corrupt bytes DATA_LOSS.
+impl HasErrorCode for storyreel_tensors::Error {
+    fn error_code(&self) -> ErrorCode {
+        use storyreel_tensors::ErrorCode as Tensors;
+        match self.code() {
+            Tensors::Validation => ErrorCode::Validation,
+            Tensors::NotFound => ErrorCode::MissingTensor,
+            Tensors::Unavailable => ErrorCode::Unavailable,
+            Tensors::Corrupt => ErrorCode::DataLoss,
+            Tensors::Internal => ErrorCode::Internal,
+        }
+    }
 }
 
 /// The status a gRPC adapter returns for `err`. Internal errors are logged here with their
@@ -127,6 +146,14 @@ mod tests {
         assert_eq!(ErrorCode::NotReady.grpc_code(), Code::Unavailable);
         assert_eq!(ErrorCode::Timeout.grpc_code(), Code::DeadlineExceeded);
         assert_eq!(ErrorCode::MissingTensor.grpc_code(), Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn a_missing_tensor_is_a_failed_precondition() {
+        let schema = storyreel_tensors::KeySchema::new("storyreel").unwrap();
+        let key = schema.tensor("job1", "keyframe", 0, "latents").unwrap();
+        let err = storyreel_tensors::Error::NotFound { key: key.to_string() };
+        assert_eq!(to_status(&err).code(), Code::FailedPrecondition);
     }
 
     #[test]

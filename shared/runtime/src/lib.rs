@@ -1,7 +1,8 @@
 //! What every storyreel service shares (DESIGN.md §2, §4): layered [`config`],
 //! [`telemetry`] (logs, OTLP traces, Prometheus metrics), W3C trace [`propagation`], the
 //! gRPC [`server`] bootstrap and its [`server_layer`]s, [`client`] channels with retries,
-//! optional [`tls`], the stop [`shutdown`] signal, and the one [`error_code`] table.
+//! optional [`tls`], the stop [`shutdown`] signal, the one [`error_code`] table, and
+//! [`tensor_ref`] conversion between the store and the wire.
 
 pub mod client;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod server;
 pub mod server_layer;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tensor_ref;
 pub mod tls;
 
 pub use config::{Secret, Validate, ValidationError};

@@ -187,54 +187,19 @@ fn make_certs(dir: &std::path::Path) -> io::Result<()> {
     let ext = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
                extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n";
     std::fs::write(dir.join("ext.cnf"), ext)?;
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    let steps: [Vec<&str>; 3] = [
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
-        ]
-        .concat()
-        .into_iter()
-        .chain([
-            "-subj",
-            "/CN=storyreel test ca",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-        ])
-        .collect(),
-        [
-            &["req"][..],
-            &ec,
-            &["-keyout", "server.key", "-out", "server.csr"],
-        ]
-        .concat()
-        .into_iter()
-        .chain(["-subj", "/CN=127.0.0.1"])
-        .collect(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
+    // No argument contains a space, so each step is one whitespace-separated line.
+    const STEPS: [&str; 3] = [
+        "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+         -out ca.pem -days 2 -subj /CN=storyreel-test-ca \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign",
+        "req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+         -out server.csr -subj /CN=127.0.0.1",
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile ext.cnf",
     ];
-    for args in steps {
+    for step in STEPS {
         let out = Command::new("openssl")
-            .args(&args)
+            .args(step.split_whitespace())
             .current_dir(dir)
             .stdin(Stdio::null())
             .output()
@@ -247,7 +212,7 @@ fn make_certs(dir: &std::path::Path) -> io::Result<()> {
         if !out.status.success() {
             return Err(io::Error::other(format!(
                 "openssl {} failed: {}",
-                args[0],
+                step.split_whitespace().next().unwrap_or(""),
                 String::from_utf8_lossy(&out.stderr)
             )));
         }

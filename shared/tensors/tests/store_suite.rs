@@ -1,14 +1,16 @@
-//! One behaviour suite, run against both backends (memory, and a real redis-server started
-//! per test), plus Redis-only checks (AUTH, connect errors).
+//! One behaviour suite, run against both backends: memory, and a real redis-server started
+//! per test. Redis-only checks (AUTH, TLS, connect errors) are in redis.rs.
+
+mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use common::{eventually, key, tensor};
 use storyreel_tensors::testing::RedisServer;
 use storyreel_tensors::{
-    Backend, DType, Error, ErrorCode, KeySchema, MemoryStore, StoreConfig, Tensor, TensorKey, TensorStore,
-    open_store,
+    Backend, DType, Error, ErrorCode, KeySchema, StoreConfig, Tensor, TensorKey, TensorStore, open_store,
 };
 
 /// Opens a store of one backend with a given config.
@@ -79,41 +81,6 @@ suite!(
     cache_rejects_bad_outputs,
     concurrent_writers,
 );
-
-/// Deterministic pseudo-random tensor (no RNG dependency, reproducible failures).
-fn tensor(dtype: DType, shape: &[usize], seed: u64) -> Tensor {
-    let len = shape.iter().product::<usize>() * dtype.size();
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    Tensor::new(dtype, shape.to_vec(), data).unwrap()
-}
-
-fn key(s: &dyn TensorStore, job: &str, name: &str) -> TensorKey {
-    s.keys().tensor(job, "test", 0, name).unwrap()
-}
-
-/// Poll `f` until true, at most `limit`.
-async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
 
 async fn put_get_round_trip_all_dtypes(h: &dyn Harness) {
     let s = h.open(StoreConfig::default()).await;
@@ -496,115 +463,4 @@ async fn concurrent_writers(h: &dyn Harness) {
         t.await.unwrap();
     }
     assert!(candidates.contains(&s.get_key(&shared).await.unwrap()));
-}
-
-// ---- Redis only -------------------------------------------------------------------------
-
-#[tokio::test]
-async fn redis_auth() {
-    let server = RedisServer::start_with_password("s3cret-pw").unwrap();
-    let right = server.store_config();
-    let store = open_store(&right).await.expect("right password connects");
-    let k = key(&*store, "j", "x");
-    let r = store.put(&k, &tensor(DType::U8, &[3], 1), None).await.unwrap();
-    assert_eq!(store.get(&r).await.unwrap(), tensor(DType::U8, &[3], 1));
-
-    let mut none = right.clone();
-    none.redis.password = None;
-    let e = open_store(&none).await.err().expect("no password must fail");
-    assert!(matches!(e, Error::Auth { .. }), "{e:?}");
-    assert_eq!(e.code(), ErrorCode::Unavailable);
-    assert!(
-        e.to_string().contains("authentication failed") && e.to_string().contains("redis.password"),
-        "{e}"
-    );
-
-    let mut wrong = right.clone();
-    wrong.redis.password = Some("not-it".into());
-    let started = Instant::now();
-    let e = open_store(&wrong).await.err().expect("wrong password must fail");
-    assert!(matches!(e, Error::Auth { .. }), "{e:?}");
-    assert!(!e.to_string().contains("not-it"), "password leaked into: {e}");
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "took {:?}",
-        started.elapsed()
-    );
-}
-
-#[tokio::test]
-async fn redis_unreachable_is_unavailable() {
-    // A port nothing listens on (taken and released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cfg = StoreConfig::redis(format!("redis://127.0.0.1:{port}"));
-    cfg.redis.connect_timeout_ms = 1000;
-    let started = Instant::now();
-    let e = open_store(&cfg).await.err().expect("nothing listens there");
-    assert_eq!(e.code(), ErrorCode::Unavailable, "{e:?}");
-    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
-}
-
-#[tokio::test]
-async fn redis_server_down_after_connect_is_unavailable() {
-    let server = RedisServer::start().unwrap();
-    let store = open_store(&server.store_config()).await.unwrap();
-    let k = key(&*store, "j", "x");
-    store.put(&k, &tensor(DType::U8, &[3], 1), None).await.unwrap();
-    drop(server);
-    let e = store.get_key(&k).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::Unavailable, "{e:?}");
-}
-
-#[tokio::test]
-async fn open_store_picks_the_backend_and_validates() {
-    let s = open_store(&StoreConfig::memory()).await.unwrap();
-    assert_eq!(s.backend(), "memory");
-    let server = RedisServer::start().unwrap();
-    let s = open_store(&server.store_config()).await.unwrap();
-    assert_eq!(s.backend(), "redis");
-    let mut bad = server.store_config();
-    bad.default_ttl_secs = 0;
-    let e = open_store(&bad).await.err().unwrap();
-    assert!(e.to_string().contains("default_ttl_secs"), "{e}");
-    let m = MemoryStore::default();
-    assert!(m.is_empty());
-}
-
-#[cfg(feature = "tls")]
-#[tokio::test]
-async fn redis_tls() {
-    let server = RedisServer::start_tls().unwrap();
-    let cfg = server.store_config();
-    assert!(cfg.redis.tls);
-    let store = open_store(&cfg).await.expect("TLS connect with the test CA");
-    let k = key(&*store, "j", "x");
-    let r = store
-        .put(&k, &tensor(DType::BF16, &[2, 8], 1), None)
-        .await
-        .unwrap();
-    assert_eq!(store.get(&r).await.unwrap(), tensor(DType::BF16, &[2, 8], 1));
-
-    // Plain TCP to a TLS port does not get through.
-    let mut plain = cfg.clone();
-    plain.redis.tls = false;
-    plain.redis.ca_file = None;
-    plain.redis.connect_timeout_ms = 1000;
-    assert_eq!(
-        open_store(&plain).await.err().unwrap().code(),
-        ErrorCode::Unavailable
-    );
-    // Without the test CA the server certificate is not trusted.
-    let mut untrusted = cfg.clone();
-    untrusted.redis.ca_file = None;
-    untrusted.redis.connect_timeout_ms = 1000;
-    assert!(open_store(&untrusted).await.is_err());
 }
