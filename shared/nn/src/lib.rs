@@ -4,8 +4,22 @@
 //! VarStore paths equal the checkpoint's Python attribute names (DESIGN.md §5), and every
 //! checkpoint loads through [`weights::load_strict`], which rejects missing and unexpected
 //! keys alike.
+//!
+//! - [`gguf`]: GGUF reader and dequantiser (F32, F16, BF16, Q4_0, Q4_1, Q8_0), used by the
+//!   `storyreel-convert` tool to turn GGUF checkpoints into HF safetensors;
+//! - [`tokenizer`]: tokenizer.json building from GGUF vocabularies, chat templates;
+//! - [`llama`]: the Llama-family decoder (Llama, SmolLM, Qwen2) with a KV cache;
+//! - [`generation`]: batched generation, sampling, stop conditions, streaming;
+//! - [`bert`]: the BERT sentence encoder (mean pooling, L2 normalisation);
+//! - [`clip_text`]: the CLIP text encoder for the keyframe stage.
 
+pub mod bert;
+pub mod clip_text;
 pub mod device;
+pub mod generation;
+pub mod gguf;
+pub mod llama;
+pub mod tokenizer;
 pub mod weights;
 
 pub use device::{DType, DeviceSpec};

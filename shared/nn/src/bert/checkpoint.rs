@@ -1,0 +1,133 @@
+//! What a BERT checkpoint holds besides the encoder proper.
+//!
+//! Published BERT checkpoints differ in a few optional parts: a `bert.` prefix (files saved
+//! from `BertFor*` heads), the pooler (`pooler.dense`, present in all-MiniLM-L6-v2), and the
+//! `embeddings.position_ids` / `embeddings.token_type_ids` buffers that transformers 4.x
+//! saved (all-MiniLM-L6-v2 has `position_ids`, int64 `[1, 512]`). [`BertLayout`] reads the
+//! tensor names from the safetensors headers and the model declares exactly those parts, so
+//! that [`crate::weights::load_strict`] still rejects anything else (a masked-LM head, a
+//! renamed layer) by name.
+
+use std::{
+    collections::BTreeSet,
+    fs::File,
+    io::Read,
+    path::{Path, PathBuf},
+};
+
+use super::BertError;
+
+/// Safetensors headers larger than this are refused (real ones are a few hundred KiB).
+const MAX_HEADER_BYTES: u64 = 100 << 20;
+
+/// The optional parts of a BERT checkpoint; see the module docs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BertLayout {
+    /// `Some("bert")` when the tensor names start with `bert.`.
+    pub prefix: Option<String>,
+    /// The checkpoint has `pooler.dense.{weight,bias}`.
+    pub pooler: bool,
+    /// The checkpoint has the `embeddings.position_ids` buffer. Its values are not used:
+    /// positions are `0..seq_len`, as transformers 5 computes them.
+    pub position_ids: bool,
+    /// The checkpoint has the `embeddings.token_type_ids` buffer (not used either).
+    pub token_type_ids: bool,
+}
+
+impl BertLayout {
+    /// The layout of a checkpoint with these tensor names.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let names: BTreeSet<&str> = names.into_iter().collect();
+        let prefix = names
+            .iter()
+            .any(|n| n.starts_with("bert."))
+            .then(|| "bert".to_string());
+        let p = prefix.as_deref().map(|p| format!("{p}.")).unwrap_or_default();
+        let has = |name: &str| names.contains(format!("{p}{name}").as_str());
+        BertLayout {
+            pooler: has("pooler.dense.weight"),
+            position_ids: has("embeddings.position_ids"),
+            token_type_ids: has("embeddings.token_type_ids"),
+            prefix,
+        }
+    }
+
+    /// The layout of the checkpoint in these safetensors files (headers only are read).
+    pub fn from_files(files: &[impl AsRef<Path>]) -> Result<Self, BertError> {
+        let mut names = Vec::new();
+        for file in files {
+            names.extend(
+                safetensors_names(file.as_ref())
+                    .map_err(|(path, message)| BertError::Safetensors { path, message })?,
+            );
+        }
+        Ok(Self::from_names(names.iter().map(String::as_str)))
+    }
+}
+
+/// The tensor names in a safetensors file, read from its header alone (8-byte little-endian
+/// length, then a JSON object; `__metadata__` is not a tensor).
+pub(crate) fn safetensors_names(path: &Path) -> Result<Vec<String>, (PathBuf, String)> {
+    let fail = |message: String| (path.to_path_buf(), message);
+    let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|e| fail(format!("cannot read the header length: {e}")))?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER_BYTES {
+        return Err(fail(format!(
+            "header of {len} bytes (at most {MAX_HEADER_BYTES} accepted)"
+        )));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| fail(format!("cannot read the {len}-byte header: {e}")))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| fail(format!("header is not JSON: {e}")))?;
+    Ok(header
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name != "__metadata__")
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_prefix_pooler_and_buffers() {
+        let plain = BertLayout::from_names([
+            "embeddings.word_embeddings.weight",
+            "embeddings.position_ids",
+            "pooler.dense.weight",
+            "pooler.dense.bias",
+        ]);
+        assert_eq!(
+            plain,
+            BertLayout {
+                prefix: None,
+                pooler: true,
+                position_ids: true,
+                token_type_ids: false,
+            }
+        );
+        let prefixed = BertLayout::from_names([
+            "bert.embeddings.word_embeddings.weight",
+            "bert.embeddings.token_type_ids",
+            "cls.predictions.bias",
+        ]);
+        assert_eq!(prefixed.prefix.as_deref(), Some("bert"));
+        assert!(!prefixed.pooler && !prefixed.position_ids && prefixed.token_type_ids);
+    }
+
+    #[test]
+    fn a_truncated_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.safetensors");
+        std::fs::write(&path, [200u8, 0, 0, 0, 0, 0, 0, 0, b'{']).unwrap();
+        let (p, message) = safetensors_names(&path).unwrap_err();
+        assert_eq!(p, path);
+        assert!(message.contains("200-byte header"), "{message}");
+    }
+}

@@ -1,0 +1,75 @@
+//! `storyreel-convert`: the model conversion tool `make models` runs.
+//!
+//! ```text
+//! storyreel-convert gguf-to-hf --gguf FILE --out DIR [--dtype f32|f16|bf16]
+//! storyreel-convert gguf-info --gguf FILE
+//! ```
+//!
+//! The work is done in `storyreel_nn::gguf`; this only parses arguments and prints.
+
+use clap::{Parser, Subcommand};
+use std::{path::PathBuf, process::ExitCode};
+use storyreel_nn::gguf::{
+    GgufFile, describe,
+    to_hf::{OutputDtype, convert_gguf_to_hf},
+};
+
+#[derive(Parser)]
+#[command(version, about = "storyreel model conversion")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a Llama-family GGUF into an HF checkpoint directory (model.safetensors,
+    /// config.json, generation_config.json, tokenizer.json, tokenizer_config.json).
+    GgufToHf {
+        /// the GGUF file to read
+        #[arg(long)]
+        gguf: PathBuf,
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
+        /// the dtype of the written weights: f32, f16 or bf16
+        #[arg(long, default_value = "f32")]
+        dtype: OutputDtype,
+    },
+    /// Print a GGUF file's header, metadata and tensor table.
+    GgufInfo {
+        #[arg(long)]
+        gguf: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // the library's messages already carry their cause: print the one line
+            eprintln!("storyreel-convert: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::GgufToHf { gguf, out, dtype } => {
+            let report = convert_gguf_to_hf(&gguf, &out, dtype)?;
+            println!(
+                "converted {} -> {}: {} tensors ({} bytes, {}), tied embeddings: {}, files: {}",
+                gguf.display(),
+                report.out_dir.display(),
+                report.tensors,
+                report.weights_bytes,
+                report.dtype,
+                report.tie_word_embeddings,
+                report.files.join(", ")
+            );
+        }
+        Command::GgufInfo { gguf } => print!("{}", describe(&GgufFile::open(&gguf)?)),
+    }
+    Ok(())
+}
