@@ -1,0 +1,97 @@
+//! story-llm: a story title S^I -> N scene texts S^D (paper eq. 1), over gRPC.
+//!
+//! - [`service`]: the plain trait [`StoryLlm`] and its types (no tonic);
+//! - [`validation`]: wire request -> [`StoryRequest`], limits and defaults of the proto;
+//! - [`prompting`]: the scene-by-scene chat prompts (DESIGN.md §9);
+//! - [`parsing`]: model output -> usable, distinct scene texts;
+//! - [`seed`]: request, job and attempt seeds;
+//! - [`error`]: [`StoryLlmError`] and its error codes;
+//! - [`grpc`]: the thin tonic adapter;
+//! - [`config`]: the `[story_llm]` table;
+//! - [`run`]: serves a [`StoryLlm`] until shutdown, ready while its model is.
+//!
+//! The model-backed [`StoryLlm`] (SmolLM2 on a batching worker thread) is plugged in by
+//! passing it to [`run`].
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod parsing;
+pub mod prompting;
+pub mod seed;
+pub mod service;
+pub mod validation;
+
+pub use config::StoryLlmConfig;
+pub use error::StoryLlmError;
+pub use service::{ModelState, Story, StoryEvent, StoryLlm, StoryRequest};
+
+use std::{future::Future, sync::Arc};
+use storyreel_runtime::{GrpcServer, Health, server::ServerError};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
+use tonic::service::Routes;
+
+/// The fully-qualified gRPC service name (health status, reflection).
+pub const SERVICE_NAME: &str = "storyreel.story_llm.v1.StoryLlmService";
+
+/// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight calls
+/// (`server.shutdown_grace_ms`). Health (`""` and [`SERVICE_NAME`]) is SERVING exactly
+/// while `service.model_state()` is [`ModelState::Ready`].
+pub async fn run(
+    config: StoryLlmConfig,
+    service: Arc<dyn StoryLlm>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let server = GrpcServer::new(config.server.clone())
+        .await
+        .with_descriptor_set(storyreel_proto::FILE_DESCRIPTOR_SET);
+    let health = server.health();
+    health.register(SERVICE_NAME).await;
+
+    let (stop_following, stopped) = oneshot::channel();
+    let follower = tokio::spawn(follow_model_state(health, service.model_state(), stopped));
+    // Readiness stops following the model before the server reports NOT_SERVING and
+    // drains, so a late model event cannot flip it back to SERVING.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_following.send(());
+        let _ = follower.await;
+    };
+
+    let routes = Routes::new(grpc::StoryLlmGrpc::new(service, &config).into_server(&config.server));
+    server.serve(listener, routes, shutdown).await
+}
+
+/// Mirrors the model state into health until `stop` fires (or is dropped). A dropped
+/// state sender means the model is gone: NOT_SERVING.
+async fn follow_model_state(
+    health: Health,
+    mut state: watch::Receiver<ModelState>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        let current = state.borrow_and_update().clone();
+        match &current {
+            ModelState::Loading => tracing::info!("model loading; not serving"),
+            ModelState::Ready(model) => tracing::info!(
+                model = %model.name,
+                version = %model.version,
+                "model ready; serving"
+            ),
+            ModelState::Failed(reason) => tracing::error!(%reason, "model failed; not serving"),
+        }
+        health.set_ready(matches!(current, ModelState::Ready(_))).await;
+        tokio::select! {
+            _ = &mut stop => return,
+            changed = state.changed() => if changed.is_err() {
+                tracing::warn!("model state channel closed; not serving");
+                health.set_ready(false).await;
+                return;
+            },
+        }
+    }
+}
