@@ -18,6 +18,7 @@ pub mod clip_text;
 pub mod device;
 pub mod generation;
 pub mod gguf;
+pub mod layers;
 pub mod llama;
 pub mod tokenizer;
 pub mod weights;

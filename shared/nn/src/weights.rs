@@ -4,6 +4,8 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    fs::File,
+    io::Read,
     path::{Path, PathBuf},
 };
 use tch::{Tensor, nn::VarStore};
@@ -102,4 +104,33 @@ fn list(names: &[&String]) -> String {
         out.push(&more);
     }
     out.join(", ")
+}
+
+/// Safetensors headers larger than this are refused (real ones are a few hundred KiB).
+const MAX_HEADER_BYTES: u64 = 100 << 20;
+
+/// The tensor names in a safetensors file, read from its header alone (8-byte little-endian
+/// length, then a JSON object; `__metadata__` is not a tensor).
+pub fn safetensors_names(path: &Path) -> Result<Vec<String>, (PathBuf, String)> {
+    let fail = |message: String| (path.to_path_buf(), message);
+    let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|e| fail(format!("cannot read the header length: {e}")))?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER_BYTES {
+        return Err(fail(format!(
+            "header of {len} bytes (at most {MAX_HEADER_BYTES} accepted)"
+        )));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| fail(format!("cannot read the {len}-byte header: {e}")))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| fail(format!("header is not JSON: {e}")))?;
+    Ok(header
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| name != "__metadata__")
+        .collect())
 }

@@ -8,17 +8,10 @@
 //! that [`crate::weights::load_strict`] still rejects anything else (a masked-LM head, a
 //! renamed layer) by name.
 
-use std::{
-    collections::BTreeSet,
-    fs::File,
-    io::Read,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeSet, path::Path};
 
 use super::BertError;
-
-/// Safetensors headers larger than this are refused (real ones are a few hundred KiB).
-const MAX_HEADER_BYTES: u64 = 100 << 20;
+use crate::weights::safetensors_names;
 
 /// The optional parts of a BERT checkpoint; see the module docs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,32 +56,6 @@ impl BertLayout {
         }
         Ok(Self::from_names(names.iter().map(String::as_str)))
     }
-}
-
-/// The tensor names in a safetensors file, read from its header alone (8-byte little-endian
-/// length, then a JSON object; `__metadata__` is not a tensor).
-pub(crate) fn safetensors_names(path: &Path) -> Result<Vec<String>, (PathBuf, String)> {
-    let fail = |message: String| (path.to_path_buf(), message);
-    let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len)
-        .map_err(|e| fail(format!("cannot read the header length: {e}")))?;
-    let len = u64::from_le_bytes(len);
-    if len > MAX_HEADER_BYTES {
-        return Err(fail(format!(
-            "header of {len} bytes (at most {MAX_HEADER_BYTES} accepted)"
-        )));
-    }
-    let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header)
-        .map_err(|e| fail(format!("cannot read the {len}-byte header: {e}")))?;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&header).map_err(|e| fail(format!("header is not JSON: {e}")))?;
-    Ok(header
-        .into_iter()
-        .map(|(name, _)| name)
-        .filter(|name| name != "__metadata__")
-        .collect())
 }
 
 #[cfg(test)]

@@ -19,32 +19,11 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor, nn, nn::Module};
 
 use super::{BertConfig, BertError, BertLayout, HiddenAct};
-use crate::{DType, DeviceSpec, weights::load_strict};
-
-fn linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
-    let c = nn::LinearConfig {
-        ws_init: nn::Init::Const(0.),
-        bs_init: Some(nn::Init::Const(0.)),
-        bias: true,
-    };
-    nn::linear(p, in_dim, out_dim, c)
-}
-
-fn layer_norm(p: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
-    let c = nn::LayerNormConfig {
-        eps,
-        ..Default::default()
-    };
-    nn::layer_norm(p, vec![dim], c)
-}
-
-fn embedding(p: nn::Path, n: i64, dim: i64) -> nn::Embedding {
-    let c = nn::EmbeddingConfig {
-        ws_init: nn::Init::Const(0.),
-        ..Default::default()
-    };
-    nn::embedding(p, n, dim, c)
-}
+use crate::{
+    DType, DeviceSpec,
+    layers::{embedding, layer_norm, linear},
+    weights::load_strict,
+};
 
 #[derive(Debug)]
 struct Embeddings {

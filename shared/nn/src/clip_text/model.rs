@@ -18,7 +18,11 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor, nn, nn::Module};
 
 use super::{ClipActivation, ClipTextConfig, ClipTextError};
-use crate::{DType, DeviceSpec, bert::checkpoint::safetensors_names, weights::load_strict};
+use crate::{
+    DType, DeviceSpec,
+    layers::{embedding, layer_norm, linear},
+    weights::{load_strict, safetensors_names},
+};
 
 /// The optional parts of a CLIP text checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,31 +57,6 @@ impl ClipLayout {
         }
         Ok(Self::from_names(names.iter().map(String::as_str)))
     }
-}
-
-fn linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
-    let c = nn::LinearConfig {
-        ws_init: nn::Init::Const(0.),
-        bs_init: Some(nn::Init::Const(0.)),
-        bias: true,
-    };
-    nn::linear(p, in_dim, out_dim, c)
-}
-
-fn layer_norm(p: nn::Path, dim: i64, eps: f64) -> nn::LayerNorm {
-    let c = nn::LayerNormConfig {
-        eps,
-        ..Default::default()
-    };
-    nn::layer_norm(p, vec![dim], c)
-}
-
-fn embedding(p: nn::Path, n: i64, dim: i64) -> nn::Embedding {
-    let c = nn::EmbeddingConfig {
-        ws_init: nn::Init::Const(0.),
-        ..Default::default()
-    };
-    nn::embedding(p, n, dim, c)
 }
 
 #[derive(Debug)]
