@@ -7,15 +7,19 @@
 //! - [`seed`]: request, job and attempt seeds;
 //! - [`error`]: [`StoryLlmError`] and its error codes;
 //! - [`grpc`]: the thin tonic adapter;
+//! - [`model_worker`]: the model on its own thread, static batching, cancellation;
+//! - [`model_service`]: [`ModelBackedStoryLlm`], the [`StoryLlm`] over the worker;
 //! - [`config`]: the `[story_llm]` table;
 //! - [`run`]: serves a [`StoryLlm`] until shutdown, ready while its model is.
 //!
-//! The model-backed [`StoryLlm`] (SmolLM2 on a batching worker thread) is plugged in by
-//! passing it to [`run`].
+//! The model-backed [`StoryLlm`] ([`ModelBackedStoryLlm`], SmolLM2 on a batching worker
+//! thread) is plugged in by passing it to [`run`].
 
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod model_service;
+pub mod model_worker;
 pub mod parsing;
 pub mod prompting;
 pub mod seed;
@@ -24,6 +28,7 @@ pub mod validation;
 
 pub use config::StoryLlmConfig;
 pub use error::StoryLlmError;
+pub use model_service::ModelBackedStoryLlm;
 pub use service::{ModelState, Story, StoryEvent, StoryLlm, StoryRequest};
 
 use std::{future::Future, sync::Arc};

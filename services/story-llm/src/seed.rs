@@ -30,6 +30,12 @@ pub fn for_attempt(seed: u64, attempt: u32) -> u64 {
     }
 }
 
+/// The sampling seed of scene `index` (0-based) of an attempt seeded with `seed`, so the
+/// scenes of one story draw different random streams.
+pub fn for_scene(seed: u64, index: usize) -> u64 {
+    splitmix64(seed ^ splitmix64(0x5CE4_E000 ^ index as u64))
+}
+
 /// SplitMix64's output function: a bijective, well-mixing map on u64.
 fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -59,5 +65,8 @@ mod tests {
         assert_eq!(seeds.len(), 10);
         let jobs: HashSet<u64> = (0..100).map(from_job).collect();
         assert_eq!(jobs.len(), 100);
+        let scenes: HashSet<u64> = (0..8).map(|i| for_scene(123, i)).collect();
+        assert_eq!(scenes.len(), 8);
+        assert!(!scenes.contains(&123));
     }
 }
