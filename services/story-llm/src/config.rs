@@ -6,14 +6,16 @@
 //! `$HOME/.cache/storyreel`, as in the Makefile, so the default
 //! `${STORYREEL_CACHE}/models/smollm2-135m-instruct` is where `make models` puts SmolLM2.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+pub use storyreel_llm::{BatchingConfig, GenerationDefaults, worker_config::DEFAULT_MODEL_DIR};
+use storyreel_llm::{WorkerSettings, worker_config::validate_model_fields};
 use storyreel_runtime::{
-    ServerConfig, Validate, ValidationError, config::check_range, telemetry::TelemetryConfig,
+    ServerConfig, Validate, ValidationError,
+    config::check_range,
+    paths::{deserialize_expanded_path, expanded_default},
+    telemetry::TelemetryConfig,
 };
-
-/// Where `model_dir` points unless configured; `${STORYREEL_CACHE}` is expanded at load.
-pub const DEFAULT_MODEL_DIR: &str = "${STORYREEL_CACHE}/models/smollm2-135m-instruct";
 
 /// The whole `[story_llm]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,7 +45,7 @@ impl Default for StoryLlmConfig {
         Self {
             server: ServerConfig::default(),
             telemetry: TelemetryConfig::default(),
-            model_dir: default_model_dir(),
+            model_dir: expanded_default(DEFAULT_MODEL_DIR),
             device: "cpu".into(),
             dtype: "f32".into(),
             batching: BatchingConfig::default(),
@@ -53,209 +55,33 @@ impl Default for StoryLlmConfig {
     }
 }
 
-/// Static batching on the model worker: a batch starts when `max_batch_size` requests are
-/// waiting or `max_wait_ms` after the first one arrived, whichever comes first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BatchingConfig {
-    /// Most requests decoded together, 1-32.
-    pub max_batch_size: usize,
-    /// Longest wait for a batch to fill, in milliseconds, 0-10000.
-    pub max_wait_ms: u64,
-    /// Requests waiting for the model worker before new ones are refused with
-    /// RESOURCE_EXHAUSTED; at least `max_batch_size`.
-    pub queue_capacity: usize,
-}
-
-impl Default for BatchingConfig {
-    fn default() -> Self {
-        Self {
-            max_batch_size: 8,
-            max_wait_ms: 20,
-            queue_capacity: 64,
-        }
-    }
-}
-
-/// Server defaults of `storyreel.common.v1.SamplingParams`; the limits are the proto's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GenerationDefaults {
-    /// 0.0-2.0; 0 is greedy.
-    pub temperature: f32,
-    /// (0.0, 1.0].
-    pub top_p: f32,
-    /// 0-1000; 0 disables.
-    pub top_k: u32,
-    /// 1.0-2.0; 1.0 disables.
-    pub repetition_penalty: f32,
-    /// Tokens generated per scene at most, 1-1024.
-    pub max_new_tokens_per_scene: u32,
-}
-
-impl Default for GenerationDefaults {
-    /// Temperature, top-p and repetition penalty are the values that give SmolLM2-135M
-    /// distinct scenes (DESIGN.md §9) and the proto's documented defaults; top-k 0 and
-    /// 128 new tokens are the proto's documented defaults too.
-    fn default() -> Self {
-        Self {
-            temperature: 0.7,
-            top_p: 0.9,
-            top_k: 0,
-            repetition_penalty: 1.3,
-            max_new_tokens_per_scene: 128,
-        }
-    }
-}
-
-/// Limits shared by the config defaults and request validation (common.proto
-/// `SamplingParams`).
+/// Limits of this table.
 pub mod limits {
-    pub const TEMPERATURE_MAX: f32 = 2.0;
-    pub const TOP_K_MAX: u32 = 1000;
-    pub const REPETITION_PENALTY_MIN: f32 = 1.0;
-    pub const REPETITION_PENALTY_MAX: f32 = 2.0;
-    pub const MAX_NEW_TOKENS_MAX: u32 = 1024;
-    pub const MAX_BATCH_SIZE: usize = 32;
     pub const MAX_ATTEMPTS: u32 = 10;
+}
+
+impl StoryLlmConfig {
+    /// What the model worker needs.
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings::new(
+            "story-llm",
+            self.model_dir.clone(),
+            &self.device,
+            &self.dtype,
+            &self.batching,
+        )
+    }
 }
 
 impl Validate for StoryLlmConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.server.validate().map_err(|e| e.within("server"))?;
         self.telemetry.validate().map_err(|e| e.within("telemetry"))?;
-        if self.model_dir.as_os_str().is_empty() {
-            return Err(ValidationError::new("model_dir", "must not be empty"));
-        }
-        validate_device(&self.device)?;
-        if !matches!(self.dtype.as_str(), "f32" | "f16" | "bf16") {
-            return Err(ValidationError::new(
-                "dtype",
-                format!("must be `f32`, `f16` or `bf16`, got `{}`", self.dtype),
-            ));
-        }
+        validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         self.batching.validate().map_err(|e| e.within("batching"))?;
         self.generation.validate().map_err(|e| e.within("generation"))?;
         check_range("max_attempts", self.max_attempts, 1, limits::MAX_ATTEMPTS)
     }
-}
-
-impl BatchingConfig {
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        check_range("max_batch_size", self.max_batch_size, 1, limits::MAX_BATCH_SIZE)?;
-        check_range("max_wait_ms", self.max_wait_ms, 0, 10_000)?;
-        if self.queue_capacity < self.max_batch_size {
-            return Err(ValidationError::new(
-                "queue_capacity",
-                format!(
-                    "must be at least `max_batch_size` ({}), got {}",
-                    self.max_batch_size, self.queue_capacity
-                ),
-            ));
-        }
-        check_range("queue_capacity", self.queue_capacity, 1, 100_000)
-    }
-}
-
-impl GenerationDefaults {
-    pub fn validate(&self) -> Result<(), ValidationError> {
-        check_float("temperature", self.temperature, 0.0, limits::TEMPERATURE_MAX)?;
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(ValidationError::new(
-                "top_p",
-                format!("must be > 0 and <= 1, got {}", self.top_p),
-            ));
-        }
-        check_range("top_k", self.top_k, 0, limits::TOP_K_MAX)?;
-        check_float(
-            "repetition_penalty",
-            self.repetition_penalty,
-            limits::REPETITION_PENALTY_MIN,
-            limits::REPETITION_PENALTY_MAX,
-        )?;
-        check_range(
-            "max_new_tokens_per_scene",
-            self.max_new_tokens_per_scene,
-            1,
-            limits::MAX_NEW_TOKENS_MAX,
-        )
-    }
-}
-
-/// `[min, max]`, rejecting NaN (which `check_range` would let through).
-pub(crate) fn check_float(field: &str, value: f32, min: f32, max: f32) -> Result<(), ValidationError> {
-    if !(min..=max).contains(&value) {
-        return Err(ValidationError::new(
-            field,
-            format!("must be between {min} and {max}, got {value}"),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_device(device: &str) -> Result<(), ValidationError> {
-    let ok = match device {
-        "cpu" | "cuda" | "mps" => true,
-        _ => device
-            .strip_prefix("cuda:")
-            .and_then(|i| i.parse::<u8>().ok())
-            .is_some_and(|i| i < 64),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            "device",
-            format!("must be `cpu`, `cuda`, `cuda:<index 0-63>` or `mps`, got `{device}`"),
-        ))
-    }
-}
-
-fn default_model_dir() -> PathBuf {
-    // Only `${STORYREEL_CACHE}` appears in the default and it always resolves.
-    PathBuf::from(expand_vars(DEFAULT_MODEL_DIR, env_lookup).unwrap_or_else(|_| DEFAULT_MODEL_DIR.into()))
-}
-
-fn deserialize_expanded_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
-    let raw = String::deserialize(d)?;
-    expand_vars(&raw, env_lookup)
-        .map(PathBuf::from)
-        .map_err(serde::de::Error::custom)
-}
-
-/// The process environment, with the cache default of the Makefile.
-fn env_lookup(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if name == "STORYREEL_CACHE" => std::env::var("HOME")
-            .ok()
-            .map(|home| format!("{home}/.cache/storyreel")),
-        _ => None,
-    }
-}
-
-/// Replaces every `${NAME}` in `text` with `lookup(NAME)`; an unset variable or an
-/// unterminated `${` is an error naming it.
-pub fn expand_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unterminated `${{` in `{text}`"))?;
-        let name = &after[..end];
-        if name.is_empty() {
-            return Err(format!("empty `${{}}` in `{text}`"));
-        }
-        let value = lookup(name)
-            .ok_or_else(|| format!("environment variable `{name}` (used in `{text}`) is not set"))?;
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -369,8 +195,8 @@ mod tests {
                 "`generation.repetition_penalty` must be between 1 and 2, got 0.9",
             ),
             (
-                |c| c.generation.max_new_tokens_per_scene = 0,
-                "`generation.max_new_tokens_per_scene` must be between 1 and 1024, got 0",
+                |c| c.generation.max_new_tokens = 0,
+                "`generation.max_new_tokens` must be between 1 and 1024, got 0",
             ),
             (
                 |c| c.max_attempts = 0,
@@ -402,19 +228,5 @@ mod tests {
             };
             config.validate().unwrap();
         }
-    }
-
-    #[test]
-    fn expands_variables() {
-        let lookup = |name: &str| match name {
-            "A" => Some("/a".to_string()),
-            "B" => Some("b".to_string()),
-            _ => None,
-        };
-        assert_eq!(expand_vars("${A}/x/${B}", lookup).unwrap(), "/a/x/b");
-        assert_eq!(expand_vars("plain/path", lookup).unwrap(), "plain/path");
-        assert!(expand_vars("${C}/x", lookup).unwrap_err().contains("`C`"));
-        assert!(expand_vars("${A", lookup).unwrap_err().contains("unterminated"));
-        assert!(expand_vars("${}", lookup).unwrap_err().contains("empty"));
     }
 }

@@ -2,7 +2,8 @@
 //! (`storyreel_runtime::error_code`), which the gRPC adapter turns into a status.
 
 use crate::parsing::SceneSetError;
-use storyreel_runtime::{ErrorCode, HasErrorCode, ValidationError};
+use storyreel_llm::WorkerError;
+use storyreel_runtime::{ErrorCode, HasErrorCode, ValidationError, job::ModelPinMismatch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoryLlmError {
@@ -17,6 +18,14 @@ pub enum StoryLlmError {
     /// No model is loaded yet, or the service is shutting down.
     #[error("the model is not ready: {reason}")]
     NotReady { reason: String },
+
+    /// The call is pinned to another model version than the one served.
+    #[error(transparent)]
+    ModelPin(#[from] ModelPinMismatch),
+
+    /// The prompt plus `max_new_tokens` do not fit the model's context.
+    #[error("{0}")]
+    ContextExceeded(WorkerError),
 
     /// The request's deadline (job deadline, gRPC deadline or server timeout) passed.
     #[error("the deadline passed before the story was finished")]
@@ -46,23 +55,37 @@ impl StoryLlmError {
     }
 }
 
+impl From<WorkerError> for StoryLlmError {
+    fn from(err: WorkerError) -> Self {
+        match err {
+            WorkerError::Overloaded { capacity } => StoryLlmError::Overloaded { capacity },
+            WorkerError::NotReady { reason } => StoryLlmError::NotReady { reason },
+            WorkerError::DeadlineExceeded => StoryLlmError::DeadlineExceeded,
+            WorkerError::Cancelled => StoryLlmError::Cancelled,
+            err @ WorkerError::ContextExceeded { .. } => StoryLlmError::ContextExceeded(err),
+            WorkerError::Model(message) => StoryLlmError::model(message),
+        }
+    }
+}
+
 impl HasErrorCode for StoryLlmError {
-    /// `UnusableOutput` is `Internal`: the request was valid and the service failed to
-    /// serve it, which is the service's failure to count and alert on (a model version
-    /// that does it more often must show up in its canary's error rate, not as client
-    /// errors); it is not retryable as such (`UNAVAILABLE` would make clients repeat a
-    /// deterministic failure: the same seed gives the same output). The price: the
-    /// runtime's table hides internal messages from callers, so the reason ("wanted 8
-    /// usable scenes, got 6: candidate 4 repeats candidate 2 ...") reaches the service log
-    /// (with the trace id), not the caller.
+    /// `UnusableOutput` is `GaveUp` (ABORTED): the request was valid and the service could
+    /// not serve it, which is the service's failure to count and alert on (a model version
+    /// that does it more often shows up in its canary's error rate under its own code); it
+    /// is not retryable as is (`UNAVAILABLE` would make clients repeat a deterministic
+    /// failure: the same seed gives the same output; a caller may retry with another
+    /// seed). Unlike `Internal`, its message reaches the caller: it says why ("wanted 8
+    /// usable scenes, got 6: candidate 4 repeats candidate 2 ...").
     fn error_code(&self) -> ErrorCode {
         match self {
             StoryLlmError::Validation(_) => ErrorCode::Validation,
             StoryLlmError::Overloaded { .. } => ErrorCode::Overloaded,
             StoryLlmError::NotReady { .. } => ErrorCode::NotReady,
+            StoryLlmError::ModelPin(err) => err.error_code(),
+            StoryLlmError::ContextExceeded(_) => ErrorCode::Validation,
             StoryLlmError::DeadlineExceeded => ErrorCode::Timeout,
             StoryLlmError::Cancelled => ErrorCode::Cancelled,
-            StoryLlmError::UnusableOutput { .. } => ErrorCode::Internal,
+            StoryLlmError::UnusableOutput { .. } => ErrorCode::GaveUp,
             StoryLlmError::Model(_) => ErrorCode::Internal,
             StoryLlmError::Internal(_) => ErrorCode::Internal,
         }
@@ -102,7 +125,15 @@ mod tests {
             ),
             (StoryLlmError::DeadlineExceeded, Code::DeadlineExceeded),
             (StoryLlmError::Cancelled, Code::Cancelled),
-            (unusable(), Code::Internal),
+            (unusable(), Code::Aborted),
+            (
+                StoryLlmError::from(WorkerError::ContextExceeded {
+                    prompt_tokens: 8000,
+                    max_new_tokens: 1024,
+                    context: 8192,
+                }),
+                Code::InvalidArgument,
+            ),
             (StoryLlmError::model("cuda out of memory"), Code::Internal),
             (StoryLlmError::Internal("bug".into()), Code::Internal),
         ];
@@ -123,7 +154,13 @@ mod tests {
             "no usable story after 3 attempt(s); last attempt: wanted 2 usable scenes, got 1: \
              candidate 2 (\"the fox runs home\") repeats candidate 1"
         );
+        // The reason reaches the caller.
+        assert!(to_status(&unusable()).message().contains("candidate 2"));
         // Internal details stay in the log.
-        assert!(!to_status(&unusable()).message().contains("candidate"));
+        assert!(
+            !to_status(&StoryLlmError::model("tensor shape [3] mismatch"))
+                .message()
+                .contains("shape")
+        );
     }
 }

@@ -12,10 +12,7 @@
 use crate::{
     config::{GenerationDefaults, StoryLlmConfig},
     error::StoryLlmError,
-    service::{
-        ModelInfo, SceneDone, StageStats, Story, StoryEvent, StoryLlm, StoryProgress, StoryRequest,
-        TokenPiece, TokenUsage,
-    },
+    service::{SceneDone, Story, StoryEvent, StoryLlm, StoryProgress, StoryRequest, TokenPiece},
     validation::{validate_generate, validate_generate_stream},
 };
 use futures::{Stream, StreamExt, stream::BoxStream};
@@ -32,7 +29,7 @@ use storyreel_proto::{
         story_llm_service_server::{StoryLlmService, StoryLlmServiceServer},
     },
 };
-use storyreel_runtime::{ServerConfig, to_status, with_message_limits};
+use storyreel_runtime::{ServerConfig, job::grpc_deadline, to_status, with_message_limits};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 use tracing::Instrument;
 
@@ -152,63 +149,6 @@ where
     .boxed()
 }
 
-/// The deadline of a `grpc-timeout` header (`<1-8 digits><H|M|S|m|u|n>`), if valid.
-fn grpc_deadline(metadata: &MetadataMap, now: Instant) -> Option<Instant> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    now.checked_add(parse_grpc_timeout(value)?)
-}
-
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    if !value.is_ascii() || value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-impl From<ModelInfo> for common::ModelInfo {
-    fn from(m: ModelInfo) -> Self {
-        common::ModelInfo {
-            name: m.name,
-            version: m.version,
-            weights_sha256: m.weights_sha256,
-            components: Vec::new(),
-        }
-    }
-}
-
-impl From<TokenUsage> for common::TokenUsage {
-    fn from(u: TokenUsage) -> Self {
-        common::TokenUsage {
-            prompt_tokens: u.prompt_tokens,
-            generated_tokens: u.generated_tokens,
-        }
-    }
-}
-
-impl From<StageStats> for common::StageStats {
-    fn from(s: StageStats) -> Self {
-        let duration = |d: Duration| prost_types::Duration::try_from(d).ok();
-        common::StageStats {
-            cache_hit: s.cache_hit,
-            queue_time: duration(s.queue_time),
-            compute_time: duration(s.compute_time),
-        }
-    }
-}
-
 impl From<Story> for GenerateResponse {
     fn from(story: Story) -> Self {
         GenerateResponse {
@@ -273,28 +213,6 @@ impl From<StoryEvent> for GenerateStreamResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse() {
-        let cases = [
-            ("1H", Some(Duration::from_secs(3600))),
-            ("2M", Some(Duration::from_secs(120))),
-            ("3S", Some(Duration::from_secs(3))),
-            ("250m", Some(Duration::from_millis(250))),
-            ("7u", Some(Duration::from_micros(7))),
-            ("99999999n", Some(Duration::from_nanos(99_999_999))),
-            ("", None),
-            ("S", None),
-            ("5", None),
-            ("5s", None),
-            ("-5S", None),
-            ("123456789S", None),
-            ("5é", None),
-        ];
-        for (value, want) in cases {
-            assert_eq!(parse_grpc_timeout(value), want, "{value:?}");
-        }
-    }
 
     #[test]
     fn progress_reports_the_fraction_of_scenes() {

@@ -4,11 +4,10 @@
 //! - [`validation`]: wire request -> [`StoryRequest`], limits and defaults of the proto;
 //! - [`prompting`]: the scene-by-scene chat prompts (DESIGN.md §9);
 //! - [`parsing`]: model output -> usable, distinct scene texts;
-//! - [`seed`]: request, job and attempt seeds;
 //! - [`error`]: [`StoryLlmError`] and its error codes;
 //! - [`grpc`]: the thin tonic adapter;
-//! - [`model_worker`]: the model on its own thread, static batching, cancellation;
-//! - [`model_service`]: [`ModelBackedStoryLlm`], the [`StoryLlm`] over the worker;
+//! - [`model_service`]: [`ModelBackedStoryLlm`], the [`StoryLlm`] over the model worker
+//!   of `storyreel_llm` (its own thread, static batching, cancellation);
 //! - [`config`]: the `[story_llm]` table;
 //! - [`run`]: serves a [`StoryLlm`] until shutdown, ready while its model is.
 //!
@@ -19,10 +18,8 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod model_service;
-pub mod model_worker;
 pub mod parsing;
 pub mod prompting;
-pub mod seed;
 pub mod service;
 pub mod validation;
 
@@ -32,11 +29,8 @@ pub use model_service::ModelBackedStoryLlm;
 pub use service::{ModelState, Story, StoryEvent, StoryLlm, StoryRequest};
 
 use std::{future::Future, sync::Arc};
-use storyreel_runtime::{GrpcServer, Health, server::ServerError};
-use tokio::{
-    net::TcpListener,
-    sync::{oneshot, watch},
-};
+use storyreel_runtime::{GrpcServer, model::follow_model_state, server::ServerError};
+use tokio::{net::TcpListener, sync::oneshot};
 use tonic::service::Routes;
 
 /// The fully-qualified gRPC service name (health status, reflection).
@@ -69,34 +63,4 @@ pub async fn run(
 
     let routes = Routes::new(grpc::StoryLlmGrpc::new(service, &config).into_server(&config.server));
     server.serve(listener, routes, shutdown).await
-}
-
-/// Mirrors the model state into health until `stop` fires (or is dropped). A dropped
-/// state sender means the model is gone: NOT_SERVING.
-async fn follow_model_state(
-    health: Health,
-    mut state: watch::Receiver<ModelState>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    loop {
-        let current = state.borrow_and_update().clone();
-        match &current {
-            ModelState::Loading => tracing::info!("model loading; not serving"),
-            ModelState::Ready(model) => tracing::info!(
-                model = %model.name,
-                version = %model.version,
-                "model ready; serving"
-            ),
-            ModelState::Failed(reason) => tracing::error!(%reason, "model failed; not serving"),
-        }
-        health.set_ready(matches!(current, ModelState::Ready(_))).await;
-        tokio::select! {
-            _ = &mut stop => return,
-            changed = state.changed() => if changed.is_err() {
-                tracing::warn!("model state channel closed; not serving");
-                health.set_ready(false).await;
-                return;
-            },
-        }
-    }
 }

@@ -20,10 +20,8 @@
 use crate::{
     config::StoryLlmConfig,
     error::StoryLlmError,
-    model_worker::{ModelWorker, SceneJob, SceneOutput, SceneSampling, WorkerEvent, WorkerStats},
     parsing::{RejectedScene, Rejection, SceneSetError, clean_scene, find_duplicate},
-    prompting::{PromptSpec, scene_prompt},
-    seed,
+    prompting::{PromptSpec, SCENE_STOP, scene_prompt},
     service::{
         ModelInfo, ModelState, SceneDone, StageStats, Story, StoryEvent, StoryEventStream, StoryLlm,
         StoryProgress, StoryRequest, TokenPiece, TokenUsage,
@@ -36,6 +34,9 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     time::Instant,
+};
+use storyreel_llm::{
+    ChatPrompt, JobSampling, LlmJob, LlmOutput, ModelWorker, WorkerEvent, WorkerStats, seed,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -55,7 +56,7 @@ impl ModelBackedStoryLlm {
     /// says when it is ready).
     pub fn start(config: &StoryLlmConfig) -> Result<Self, StoryLlmError> {
         Ok(Self {
-            worker: Arc::new(ModelWorker::spawn(config)?),
+            worker: Arc::new(ModelWorker::spawn(config.worker_settings())?),
             max_attempts: config.max_attempts,
         })
     }
@@ -67,18 +68,7 @@ impl ModelBackedStoryLlm {
 
     /// Waits until the model is loaded; the reason when loading failed.
     pub async fn wait_ready(&self) -> Result<ModelInfo, String> {
-        let mut state = self.worker.state();
-        loop {
-            match &*state.borrow_and_update() {
-                ModelState::Ready(info) => return Ok(info.clone()),
-                ModelState::Failed(reason) => return Err(reason.clone()),
-                ModelState::Loading => {}
-            }
-            state
-                .changed()
-                .await
-                .map_err(|_| "the model worker is gone".to_string())?;
-        }
+        storyreel_runtime::model::wait_ready(self.worker.state()).await
     }
 }
 
@@ -94,19 +84,8 @@ impl Drop for CancelOnDrop {
 #[async_trait::async_trait]
 impl StoryLlm for ModelBackedStoryLlm {
     async fn generate_stream(&self, request: StoryRequest) -> Result<StoryEventStream, StoryLlmError> {
-        let model = match &*self.worker.state().borrow() {
-            ModelState::Ready(info) => info.clone(),
-            ModelState::Loading => {
-                return Err(StoryLlmError::NotReady {
-                    reason: "the model is loading".into(),
-                });
-            }
-            ModelState::Failed(reason) => {
-                return Err(StoryLlmError::NotReady {
-                    reason: reason.clone(),
-                });
-            }
-        };
+        let model = self.worker.ready_model()?;
+        request.job.check_model_pin(&model)?;
         if request.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(StoryLlmError::DeadlineExceeded);
         }
@@ -172,17 +151,13 @@ impl Driver {
         let prompt = scene_prompt(&self.spec, so_far);
         let sampling = &self.request.sampling;
         let (events, rx) = mpsc::unbounded_channel();
-        self.worker.submit(SceneJob {
-            messages: prompt.messages,
-            assistant_prefix: prompt.assistant_prefix,
-            sampling: SceneSampling {
-                temperature: sampling.temperature,
-                top_p: sampling.top_p,
-                top_k: sampling.top_k,
-                repetition_penalty: sampling.repetition_penalty,
-                seed: seed::for_scene(attempt_seed, so_far.len()),
-                max_new_tokens: sampling.max_new_tokens as usize,
+        self.worker.submit(LlmJob {
+            prompt: ChatPrompt {
+                messages: prompt.messages,
+                assistant_prefix: prompt.assistant_prefix,
             },
+            stop_strings: vec![SCENE_STOP.to_string()],
+            sampling: JobSampling::new(sampling, seed::for_scene(attempt_seed, so_far.len())),
             deadline: self.request.deadline,
             cancelled: self.cancelled.clone(),
             events,
@@ -233,8 +208,7 @@ impl Driver {
                     None => self.submit(attempt_seed, &scenes).map_err(Stop::Error)?,
                 };
                 let output = self.scene(rx, attempt, index, tx).await?;
-                totals.usage.prompt_tokens += output.prompt_tokens as u64;
-                totals.usage.generated_tokens += output.generated_tokens as u64;
+                totals.usage.add(&output);
                 totals.stats.queue_time += output.queue_time;
                 totals.stats.compute_time += output.compute_time;
                 let rejection = match clean_scene(&output.text) {
@@ -309,7 +283,7 @@ impl Driver {
         attempt: u32,
         index: usize,
         tx: &EventSender,
-    ) -> Result<SceneOutput, Stop> {
+    ) -> Result<LlmOutput, Stop> {
         let deadline = self.request.deadline.map(tokio::time::Instant::from_std);
         let past_deadline = async {
             match deadline {
@@ -333,7 +307,7 @@ impl Driver {
                         send(tx, StoryEvent::Token(piece)).await?;
                     }
                     Some(WorkerEvent::Done(Ok(output))) => return Ok(output),
-                    Some(WorkerEvent::Done(Err(err))) => return Err(Stop::Error(err)),
+                    Some(WorkerEvent::Done(Err(err))) => return Err(Stop::Error(err.into())),
                     None => {
                         return Err(Stop::Error(StoryLlmError::model(
                             "the model worker stopped before the scene was written",
@@ -375,7 +349,7 @@ mod tests {
         }
     }
 
-    fn service(answer: impl FnMut(&SceneJob) -> String + Send + 'static) -> ModelBackedStoryLlm {
+    fn service(answer: impl FnMut(&LlmJob) -> String + Send + 'static) -> ModelBackedStoryLlm {
         ModelBackedStoryLlm {
             worker: Arc::new(ModelWorker::scripted(answer)),
             max_attempts: 3,
@@ -383,8 +357,8 @@ mod tests {
     }
 
     /// The number the assistant prefix asks for next (`"1. ...\n2."` -> 2).
-    fn next_number(job: &SceneJob) -> String {
-        let last = job.assistant_prefix.rsplit('\n').next().unwrap();
+    fn next_number(job: &LlmJob) -> String {
+        let last = job.prompt.assistant_prefix.rsplit('\n').next().unwrap();
         last.trim_end_matches('.').to_string()
     }
 
@@ -460,5 +434,23 @@ mod tests {
         let llm = service(|_| "Hi".into());
         let err = llm.generate(request(1, 1)).await.unwrap_err();
         assert!(err.to_string().contains("fewer than"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_call_pinned_to_another_model_version_is_refused() {
+        let llm = service(|_| "The fox runs home.".into());
+        let mut pinned = request(1, 1);
+        pinned.job.model_version = Some("other".into());
+        let Err(err) = llm.generate_stream(pinned).await else {
+            panic!("a pinned call to another version must fail");
+        };
+        assert!(matches!(err, StoryLlmError::ModelPin(_)), "{err:?}");
+        assert_eq!(
+            storyreel_runtime::to_status(&err).code(),
+            tonic::Code::FailedPrecondition
+        );
+        let mut same = request(1, 1);
+        same.job.model_version = Some("scripted".into());
+        assert!(llm.generate(same).await.is_ok());
     }
 }

@@ -15,51 +15,10 @@
 //! can be reused across scenes).
 
 use crate::service::StoryRequest;
-use std::fmt;
+pub use storyreel_llm::{ChatMessage, Role};
 
 /// Decoding of one scene stops when the model writes this.
 pub const SCENE_STOP: &str = "\n";
-
-/// Who speaks a chat turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    /// The role name chat templates expect.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One chat turn, before the chat template is applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatMessage {
-    pub role: Role,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-        }
-    }
-}
 
 /// What the prompts are made of: the story-shaping fields of a [`StoryRequest`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,9 @@
 
 use crate::error::StoryLlmError;
 use futures::{StreamExt, stream::BoxStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+pub use storyreel_llm::{Sampling, TokenUsage, seed::SeedOrigin};
+pub use storyreel_runtime::{JobInfo, ModelInfo, ModelState, StageStats};
 use tokio::sync::watch;
 
 /// A story request whose every field is within the limits of `story_llm.proto` and has
@@ -38,80 +40,8 @@ pub struct StoryRequest {
 impl StoryRequest {
     /// Keeps the earlier of the current deadline and `other`.
     pub fn tighten_deadline(&mut self, other: Option<Instant>) {
-        self.deadline = match (self.deadline, other) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.deadline = storyreel_runtime::job::earliest(self.deadline, other);
     }
-}
-
-/// Where a request's seed came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeedOrigin {
-    /// The request's own `seed`.
-    Request,
-    /// Derived from `context.seed`, the job's base seed.
-    Job,
-    /// Neither was set: drawn at random (and reported back).
-    Random,
-}
-
-/// Sampling parameters with the server defaults applied.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sampling {
-    /// 0.0-2.0; 0 is greedy.
-    pub temperature: f32,
-    /// (0.0, 1.0].
-    pub top_p: f32,
-    /// 0-1000; 0 disables.
-    pub top_k: u32,
-    /// 1.0-2.0; 1.0 disables.
-    pub repetition_penalty: f32,
-    /// Tokens generated per scene at most, 1-1024.
-    pub max_new_tokens: u32,
-}
-
-/// The parts of `JobContext` story-llm uses (for logs, metrics and the model pin).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobInfo {
-    /// Job id, 1-64 characters of `[A-Za-z0-9_-]`; `None` for an ad-hoc call.
-    pub job_id: Option<String>,
-    /// Caller's request id, at most 128 characters.
-    pub request_id: Option<String>,
-    /// Model version the call must run on (`None`: any).
-    pub model_version: Option<String>,
-    /// Endpoint group the gateway routed to, for metric and log labels.
-    pub endpoint_group: Option<String>,
-    /// Recompute even when a cached result exists.
-    pub bypass_cache: bool,
-}
-
-/// Identity of the served model (`storyreel.common.v1.ModelInfo`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ModelInfo {
-    /// e.g. `smollm2-135m-instruct`.
-    pub name: String,
-    /// Version used for canary routing and metric labels.
-    pub version: String,
-    /// SHA-256 of the weights, 64 lowercase hex characters.
-    pub weights_sha256: String,
-}
-
-/// Token counts over all attempts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TokenUsage {
-    pub prompt_tokens: u64,
-    pub generated_tokens: u64,
-}
-
-/// Where the time went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StageStats {
-    pub cache_hit: bool,
-    /// Waiting for the model worker.
-    pub queue_time: Duration,
-    /// Computing, excluding `queue_time`.
-    pub compute_time: Duration,
 }
 
 /// A finished story S^D.
@@ -173,17 +103,6 @@ pub struct StoryProgress {
 
 /// A stream of events; an `Err` item ends it.
 pub type StoryEventStream = BoxStream<'static, Result<StoryEvent, StoryLlmError>>;
-
-/// What the model is doing; readiness (`grpc.health.v1`) follows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelState {
-    /// Weights are being loaded: NOT_SERVING.
-    Loading,
-    /// Loaded and answering: SERVING.
-    Ready(ModelInfo),
-    /// Loading failed or the worker stopped: NOT_SERVING. The reason is logged.
-    Failed(String),
-}
 
 /// Writes stories. Implementations are shared by all requests (`Arc<dyn StoryLlm>`).
 ///

@@ -3,17 +3,18 @@
 //! Each error names the field and the limit (`` `n_scenes` must be between 1 and 8, got
 //! 9 ``).
 
-use crate::{
-    config::{GenerationDefaults, check_float, limits},
-    seed,
-    service::{JobInfo, Sampling, SeedOrigin, StoryRequest},
-};
-use std::time::{Instant, SystemTime};
+use crate::{config::GenerationDefaults, service::StoryRequest};
+use storyreel_llm::seed;
 use storyreel_proto::{
-    common::{JobContext, SamplingParams},
+    common::{JobContext, SamplingParams, Stage},
     story_llm::{GenerateRequest, GenerateStreamRequest},
 };
-use storyreel_runtime::{ValidationError, config::check_range};
+use storyreel_runtime::{
+    ValidationError,
+    config::check_range,
+    job::validate_context,
+    text::{check_no_control_chars, excerpt},
+};
 
 pub const TITLE_MAX_CHARS: usize = 500;
 pub const N_SCENES_MAX: u32 = 8;
@@ -24,10 +25,6 @@ pub const STYLE_MAX_CHARS: usize = 64;
 pub const LANGUAGE_MAX_CHARS: usize = 35;
 /// `language` when the request leaves it empty.
 pub const DEFAULT_LANGUAGE: &str = "en";
-pub const JOB_ID_MAX_CHARS: usize = 64;
-pub const REQUEST_ID_MAX_CHARS: usize = 128;
-pub const MODEL_VERSION_MAX_CHARS: usize = 128;
-pub const ENDPOINT_GROUP_MAX_CHARS: usize = 64;
 
 /// Validates a `Generate` request and applies the server defaults.
 pub fn validate_generate(
@@ -126,14 +123,9 @@ fn validate_fields(fields: Fields, defaults: &GenerationDefaults) -> Result<Stor
         tag => validate_language_tag(tag)?,
     };
 
-    let context = fields.context.unwrap_or_default();
-    let (seed, seed_origin) = match (fields.seed, context.seed) {
-        (Some(seed), _) => (seed, SeedOrigin::Request),
-        (None, Some(job_seed)) => (seed::from_job(job_seed), SeedOrigin::Job),
-        (None, None) => (seed::random(), SeedOrigin::Random),
-    };
-    let sampling = validate_sampling(fields.sampling.unwrap_or_default(), defaults)?;
-    let (job, deadline) = validate_context(context)?;
+    let sampling = defaults.apply(fields.sampling)?;
+    let (job, deadline) = validate_context(fields.context)?;
+    let (seed, seed_origin) = seed::choose(fields.seed, job.seed, Stage::Story);
 
     Ok(StoryRequest {
         title: title.to_string(),
@@ -148,123 +140,6 @@ fn validate_fields(fields: Fields, defaults: &GenerationDefaults) -> Result<Stor
     })
 }
 
-fn validate_sampling(
-    params: SamplingParams,
-    defaults: &GenerationDefaults,
-) -> Result<Sampling, ValidationError> {
-    let field = |name: &str| format!("sampling.{name}");
-    let temperature = params.temperature.unwrap_or(defaults.temperature);
-    check_float(&field("temperature"), temperature, 0.0, limits::TEMPERATURE_MAX)?;
-    let top_p = params.top_p.unwrap_or(defaults.top_p);
-    if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(ValidationError::new(
-            field("top_p"),
-            format!("must be > 0 and <= 1, got {top_p}"),
-        ));
-    }
-    let top_k = params.top_k.unwrap_or(defaults.top_k);
-    check_range(&field("top_k"), top_k, 0, limits::TOP_K_MAX)?;
-    let repetition_penalty = params.repetition_penalty.unwrap_or(defaults.repetition_penalty);
-    check_float(
-        &field("repetition_penalty"),
-        repetition_penalty,
-        limits::REPETITION_PENALTY_MIN,
-        limits::REPETITION_PENALTY_MAX,
-    )?;
-    let max_new_tokens = params.max_new_tokens.unwrap_or(defaults.max_new_tokens_per_scene);
-    check_range(
-        &field("max_new_tokens"),
-        max_new_tokens,
-        1,
-        limits::MAX_NEW_TOKENS_MAX,
-    )?;
-    Ok(Sampling {
-        temperature,
-        top_p,
-        top_k,
-        repetition_penalty,
-        max_new_tokens,
-    })
-}
-
-/// `JobContext`: job id, request id, model pin and deadline. `scene_index` is ignored
-/// (the call covers all scenes); `seed` is used by the caller.
-fn validate_context(context: JobContext) -> Result<(JobInfo, Option<Instant>), ValidationError> {
-    let JobContext {
-        job_id,
-        scene_index: _,
-        seed: _,
-        deadline,
-        model_pin,
-        request_id,
-        bypass_cache,
-    } = context;
-    let job_id_ok = job_id.len() <= JOB_ID_MAX_CHARS
-        && job_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !job_id_ok {
-        return Err(ValidationError::new(
-            "context.job_id",
-            format!(
-                "must be 1-{JOB_ID_MAX_CHARS} characters of [A-Za-z0-9_-] (or empty), got {:?}",
-                truncate(&job_id, 80)
-            ),
-        ));
-    }
-    check_max_chars("context.request_id", &request_id, REQUEST_ID_MAX_CHARS)?;
-    check_no_control_chars("context.request_id", &request_id)?;
-    let pin = model_pin.unwrap_or_default();
-    check_max_chars("context.model_pin.version", &pin.version, MODEL_VERSION_MAX_CHARS)?;
-    check_max_chars(
-        "context.model_pin.endpoint_group",
-        &pin.endpoint_group,
-        ENDPOINT_GROUP_MAX_CHARS,
-    )?;
-    let deadline = deadline.map(validate_timestamp).transpose()?.map(instant_of);
-    let non_empty = |s: String| (!s.is_empty()).then_some(s);
-    Ok((
-        JobInfo {
-            job_id: non_empty(job_id),
-            request_id: non_empty(request_id),
-            model_version: non_empty(pin.version),
-            endpoint_group: non_empty(pin.endpoint_group),
-            bypass_cache,
-        },
-        deadline,
-    ))
-}
-
-/// A `google.protobuf.Timestamp` within its documented range: 0001-01-01T00:00:00Z to
-/// 9999-12-31T23:59:59.999999999Z, nanos in 0..1e9.
-fn validate_timestamp(ts: prost_types::Timestamp) -> Result<SystemTime, ValidationError> {
-    const MIN_SECONDS: i64 = -62_135_596_800;
-    const MAX_SECONDS: i64 = 253_402_300_799;
-    let in_range =
-        (MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds) && (0..1_000_000_000).contains(&ts.nanos);
-    let time = in_range.then(|| SystemTime::try_from(ts).ok()).flatten();
-    time.ok_or_else(|| {
-        ValidationError::new(
-            "context.deadline",
-            format!(
-                "must be a timestamp between years 1 and 9999 with nanos in [0, 1e9), got seconds={} nanos={}",
-                ts.seconds, ts.nanos
-            ),
-        )
-    })
-}
-
-/// The monotonic instant of a wall-clock deadline (now, when it has passed).
-fn instant_of(deadline: SystemTime) -> Instant {
-    let now = Instant::now();
-    match deadline.duration_since(SystemTime::now()) {
-        Ok(left) => now
-            .checked_add(left)
-            .unwrap_or(now + std::time::Duration::from_secs(86_400 * 365)),
-        Err(_) => now,
-    }
-}
-
 /// A BCP-47 tag, syntactically: a 2-3 letter primary language subtag (the 4-8 letter
 /// forms are reserved or unregistered), then subtags of 1-8
 /// letters or digits, separated by `-`; at most [`LANGUAGE_MAX_CHARS`] characters.
@@ -276,7 +151,7 @@ fn validate_language_tag(tag: &str) -> Result<String, ValidationError> {
             format!(
                 "must be a BCP-47 language tag of at most {LANGUAGE_MAX_CHARS} characters, \
                  such as `en` or `pt-BR`, got {:?}",
-                truncate(tag, 80)
+                excerpt(tag, 80)
             ),
         )
     };
@@ -294,39 +169,11 @@ fn validate_language_tag(tag: &str) -> Result<String, ValidationError> {
     }
 }
 
-fn check_max_chars(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
-    let chars = value.chars().count();
-    if chars > max {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {max} characters, got {chars}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Whitespace (newlines, tabs) is allowed and normalised later; other control characters
-/// are refused.
-fn check_no_control_chars(field: &str, value: &str) -> Result<(), ValidationError> {
-    match value.chars().find(|c| c.is_control() && !c.is_whitespace()) {
-        Some(c) => Err(ValidationError::new(
-            field,
-            format!("must not contain control characters, found U+{:04X}", c as u32),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::{JobInfo, Sampling, SeedOrigin};
+    use std::time::{Instant, SystemTime};
     use storyreel_proto::common::ModelPin;
 
     fn defaults() -> GenerationDefaults {
@@ -375,7 +222,7 @@ mod tests {
             top_p: 1.0,
             top_k: 50,
             repetition_penalty: 1.0,
-            max_new_tokens_per_scene: 80,
+            max_new_tokens: 80,
         };
         let request = validate_generate(valid(), &defaults).unwrap();
         assert_eq!(
@@ -437,6 +284,9 @@ mod tests {
                 model_version: Some("2024-11-q4_1".into()),
                 endpoint_group: Some("canary".into()),
                 bypass_cache: true,
+                // Recorded, not used: the call covers all scenes.
+                scene_index: Some(7),
+                seed: None,
             }
         );
     }
@@ -454,7 +304,7 @@ mod tests {
         let b = validate_generate(request(5), &defaults()).unwrap();
         assert_eq!(a.seed_origin, SeedOrigin::Job);
         assert_eq!(a.seed, b.seed);
-        assert_eq!(a.seed, seed::from_job(5));
+        assert_eq!(a.seed, seed::from_job(5, Stage::Story));
     }
 
     #[test]

@@ -123,6 +123,7 @@ fn model() -> ModelInfo {
         name: "smollm2-135m-instruct".into(),
         version: "test".into(),
         weights_sha256: "0".repeat(64),
+        components: vec![],
     }
 }
 

@@ -11,6 +11,7 @@ use std::{
     sync::{Arc, OnceLock, atomic::AtomicU64},
     time::{Duration, Instant},
 };
+use storyreel_llm::WorkerStats;
 use storyreel_proto::{
     common::SamplingParams,
     story_llm::{
@@ -18,7 +19,7 @@ use storyreel_proto::{
         story_llm_service_client::StoryLlmServiceClient,
     },
 };
-use storyreel_story_llm::{ModelBackedStoryLlm, StoryLlm, StoryLlmConfig, model_worker::WorkerStats};
+use storyreel_story_llm::{ModelBackedStoryLlm, StoryLlm, StoryLlmConfig};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 

@@ -30,6 +30,11 @@ pub enum ErrorCode {
     Unavailable,
     /// Stored bytes failed validation or their checksum.
     DataLoss,
+    /// The call is pinned to a model version this server does not serve.
+    ModelMismatch,
+    /// The request was valid and the work ran, but gave up (e.g. a model's output stayed
+    /// unusable after every allowed attempt): not retryable as is, and the message says why.
+    GaveUp,
     /// A bug or an unexpected failure.
     Internal,
 }
@@ -48,6 +53,8 @@ impl ErrorCode {
             ErrorCode::Cancelled => Code::Cancelled,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
             ErrorCode::DataLoss => Code::DataLoss,
+            ErrorCode::ModelMismatch => Code::FailedPrecondition,
+            ErrorCode::GaveUp => Code::Aborted,
             ErrorCode::Internal => Code::Internal,
         }
     }
@@ -66,6 +73,8 @@ impl ErrorCode {
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Unauthenticated => "unauthenticated",
             ErrorCode::DataLoss => "data_loss",
+            ErrorCode::ModelMismatch => "model_mismatch",
+            ErrorCode::GaveUp => "gave_up",
             ErrorCode::Internal => "internal",
         }
     }

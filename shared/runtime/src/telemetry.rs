@@ -117,6 +117,9 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Buckets of every `*_batch_size` histogram (model workers batch at most 32).
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+
 /// Installs the global subscriber, propagator, exporter and metrics endpoint.
 /// Must be called inside a tokio runtime when OTLP or metrics are enabled.
 pub fn init(
@@ -157,6 +160,13 @@ pub fn init(
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
             .add_global_label("service", service)
+            // Batch sizes as a histogram, not a summary: a summary's window forgets, a
+            // histogram's buckets can be aggregated across replicas.
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_batch_size".into()),
+                BATCH_SIZE_BUCKETS,
+            )
+            .map_err(|source| TelemetryError::Metrics { addr, source })?
             .install()
             .map_err(|source| TelemetryError::Metrics { addr, source })?;
     }

@@ -3,15 +3,19 @@
 //! ```text
 //! storyreel-convert gguf-to-hf --gguf FILE --out DIR [--dtype f32|f16|bf16]
 //! storyreel-convert gguf-info --gguf FILE
+//! storyreel-convert clip-bpe --merges FILE --out DIR
 //! ```
 //!
 //! The work is done in `storyreel_nn::gguf`; this only parses arguments and prints.
 
 use clap::{Parser, Subcommand};
 use std::{path::PathBuf, process::ExitCode};
-use storyreel_nn::gguf::{
-    GgufFile, describe,
-    to_hf::{OutputDtype, convert_gguf_to_hf},
+use storyreel_nn::{
+    clip_text::bpe_vocab,
+    gguf::{
+        GgufFile, describe,
+        to_hf::{OutputDtype, convert_gguf_to_hf},
+    },
 };
 
 #[derive(Parser)]
@@ -40,6 +44,16 @@ enum Command {
     GgufInfo {
         #[arg(long)]
         gguf: PathBuf,
+    },
+    /// Turn CLIP's released BPE merges (`bpe_simple_vocab_16e6.txt`, unzipped) into the
+    /// tokenizer.json + tokenizer_config.json of transformers' CLIPTokenizer.
+    ClipBpe {
+        /// the merges file (a version line, then `a b` per line)
+        #[arg(long)]
+        merges: PathBuf,
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -70,6 +84,23 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Command::GgufInfo { gguf } => print!("{}", describe(&GgufFile::open(&gguf)?)),
+        Command::ClipBpe { merges, out } => {
+            let text =
+                std::fs::read_to_string(&merges).map_err(|e| format!("reading {}: {e}", merges.display()))?;
+            let merges = bpe_vocab::parse_merges(&text, bpe_vocab::CLIP_MERGES)?;
+            std::fs::create_dir_all(&out)?;
+            let write = |name: &str, value: serde_json::Value| -> Result<(), Box<dyn std::error::Error>> {
+                std::fs::write(out.join(name), serde_json::to_vec_pretty(&value)?)?;
+                Ok(())
+            };
+            write("tokenizer.json", bpe_vocab::tokenizer_json(&merges))?;
+            write("tokenizer_config.json", bpe_vocab::tokenizer_config_json())?;
+            println!(
+                "wrote the CLIP tokenizer ({} merges) to {}",
+                merges.len(),
+                out.display()
+            );
+        }
     }
     Ok(())
 }

@@ -7,7 +7,8 @@
 //!   `eos_token_id == 2` included), every layer's output on request (clip skip);
 //! - [`tokenizer`]: [`ClipTokenizer`]: CLIP byte-level BPE from `tokenizer.json`, padded and
 //!   truncated to 77 with BOS/EOS, and [`ClipTokenizer::count_tokens`] for the prompt
-//!   rewriter's 77-token budget.
+//!   rewriter's 77-token budget;
+//! - [`bpe_vocab`]: CLIP's released BPE merges -> that `tokenizer.json` (`make models`).
 //!
 //! Checkpoints load unchanged in both layouts found in the wild: the published one, with
 //! keys under `text_model.` (SD 1.5 `text_encoder/model.safetensors`, openai/clip-*), and the
@@ -15,6 +16,7 @@
 //! buffer older files carry is accepted; anything else extra (a `text_projection`) is an
 //! error, as any missing tensor is.
 
+pub mod bpe_vocab;
 pub mod config;
 pub mod model;
 pub mod tokenizer;

@@ -1,6 +1,7 @@
-//! The model worker: SmolLM2 on its own OS thread (tch tensors are `Send` but not `Sync`),
-//! fed by a bounded queue of [`SceneJob`]s, in the shape of text-embeddings-inference's
-//! `BackendThread` (STYLE.md).
+//! The model worker: a Llama-family chat model (SmolLM2 by default) on its own OS thread
+//! (tch tensors are `Send` but not `Sync`), fed by a bounded queue of [`LlmJob`]s, in the
+//! shape of text-embeddings-inference's `BackendThread` (STYLE.md). story-llm and
+//! prompt-rewriter each run one.
 //!
 //! - Loading: the thread loads the weights, tokenizer and chat template from
 //!   `config.model_dir` and publishes [`ModelState::Loading`], then
@@ -8,28 +9,22 @@
 //!   [`ModelState::Failed`] on a `watch` channel. When the thread ends, the state becomes
 //!   `Failed`.
 //! - Static batching: the worker takes the first waiting job, then collects more until
-//!   `batching.max_batch_size` jobs are in hand or `batching.max_wait_ms` passed, and
-//!   writes one scene for every job of the batch in one [`generate`] call. A job is one
-//!   scene of one story (stories in a batch may be at different scenes): its chat turns
-//!   are rendered with the model's template (`add_generation_prompt`), the assistant
-//!   prefix is appended verbatim, and decoding stops at [`SCENE_STOP`] or after the job's
-//!   `max_new_tokens`.
+//!   `max_batch_size` jobs are in hand or `max_wait` passed, and decodes every job of the
+//!   batch in one [`generate`] call. A job is one output item (a scene of a story, a
+//!   field of a scene's prompt; requests in a batch may be at different items): its chat
+//!   turns are rendered with the model's template (`add_generation_prompt`), the
+//!   assistant prefix is appended verbatim, and decoding stops at one of the job's stop
+//!   strings, at the model's end-of-sequence token, or after the job's `max_new_tokens`.
 //! - Cancellation and deadlines: a job whose caller has gone (its cancel flag is set or
 //!   its event receiver dropped) or whose deadline passed is dropped when it leaves the
 //!   queue, and the token sink cancels its sequence at the next token, so decoding stops
 //!   within one decode step.
-//! - Metrics: `storyreel_story_llm_batch_size` (histogram, one sample per `generate`
-//!   call), `storyreel_story_llm_batched_requests_total`,
-//!   `storyreel_story_llm_cancelled_sequences_total`; [`WorkerStats`] holds the same
-//!   figures for tests and benchmarks.
+//! - Metrics, labelled `worker` (the service name; the process-wide `service` label is telemetry's): `storyreel_llm_batch_size` (histogram, one sample per
+//!   `generate` call), `storyreel_llm_batched_requests_total`,
+//!   `storyreel_llm_cancelled_sequences_total`; [`WorkerStats`] holds the same figures for
+//!   tests and benchmarks.
 
-use crate::{
-    config::StoryLlmConfig,
-    error::StoryLlmError,
-    prompting::{ChatMessage, SCENE_STOP},
-    service::{ModelInfo, ModelState},
-};
-use sha2::{Digest, Sha256};
+use crate::{WorkerError, WorkerSettings, chat::ChatPrompt};
 use std::{
     path::Path,
     sync::{
@@ -45,12 +40,13 @@ use storyreel_nn::{
     llama::LlamaForCausalLM,
     tokenizer::{ChatMessage as TemplateMessage, ChatTemplate},
 };
+use storyreel_runtime::model::{ModelInfo, ModelState, sha256_file};
 use tokenizers::Tokenizer;
 use tokio::sync::{mpsc, watch};
 
-/// Sampling for one scene, as the worker passes it to [`generate`].
+/// Sampling for one job, as the worker passes it to [`generate`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SceneSampling {
+pub struct JobSampling {
     /// 0 is greedy.
     pub temperature: f32,
     pub top_p: f32,
@@ -62,14 +58,14 @@ pub struct SceneSampling {
     pub max_new_tokens: usize,
 }
 
-/// One scene of one story, to be written by the worker.
+/// One output item of one request, to be decoded by the worker.
 #[derive(Debug)]
-pub struct SceneJob {
-    /// System and user turns.
-    pub messages: Vec<ChatMessage>,
-    /// Appended verbatim after the rendered template (`"1. ...\n2."`).
-    pub assistant_prefix: String,
-    pub sampling: SceneSampling,
+pub struct LlmJob {
+    /// The chat turns and the pre-filled start of the answer.
+    pub prompt: ChatPrompt,
+    /// Decoding stops once the output contains one of these (it is cut there).
+    pub stop_strings: Vec<String>,
+    pub sampling: JobSampling,
     pub deadline: Option<Instant>,
     /// Set by the caller when it goes away.
     pub cancelled: Arc<AtomicBool>,
@@ -78,7 +74,7 @@ pub struct SceneJob {
     pub enqueued_at: Instant,
 }
 
-impl SceneJob {
+impl LlmJob {
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst) || self.events.is_closed()
     }
@@ -93,13 +89,13 @@ impl SceneJob {
 pub enum WorkerEvent {
     /// A generated token and the text it made final (possibly empty).
     Token { token_id: u32, text: String },
-    /// The scene is written, or failed. Last event of a job.
-    Done(Result<SceneOutput, StoryLlmError>),
+    /// The item is decoded, or failed. Last event of a job.
+    Done(Result<LlmOutput, WorkerError>),
 }
 
-/// A written scene, raw (still to be cleaned by [`crate::parsing::clean_scene`]).
+/// A decoded item, raw (the service parses and cleans it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SceneOutput {
+pub struct LlmOutput {
     pub text: String,
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
@@ -136,7 +132,7 @@ impl WorkerStats {
 /// The handle to the worker thread. Dropping it closes the queue; the thread ends once
 /// the batch under way is done.
 pub struct ModelWorker {
-    queue: std_mpsc::SyncSender<SceneJob>,
+    queue: std_mpsc::SyncSender<LlmJob>,
     capacity: usize,
     state: watch::Receiver<ModelState>,
     stats: Arc<WorkerStats>,
@@ -145,23 +141,16 @@ pub struct ModelWorker {
 impl ModelWorker {
     /// Starts the thread, which loads the model (the state is [`ModelState::Loading`]
     /// until it is done) and then serves the queue.
-    pub fn spawn(config: &StoryLlmConfig) -> Result<Self, StoryLlmError> {
-        let capacity = config.batching.queue_capacity;
+    pub fn spawn(settings: WorkerSettings) -> Result<Self, WorkerError> {
+        let capacity = settings.queue_capacity;
         let (queue, jobs) = std_mpsc::sync_channel(capacity);
         let (state_tx, state) = watch::channel(ModelState::Loading);
         let stats = Arc::new(WorkerStats::default());
-        let settings = WorkerSettings {
-            model_dir: config.model_dir.clone(),
-            device: config.device.clone(),
-            dtype: config.dtype.clone(),
-            max_batch_size: config.batching.max_batch_size,
-            max_wait: Duration::from_millis(config.batching.max_wait_ms),
-        };
         let thread_stats = stats.clone();
         std::thread::Builder::new()
-            .name("story-llm-model".into())
+            .name(format!("{}-model", settings.service))
             .spawn(move || worker_main(settings, jobs, state_tx, thread_stats))
-            .map_err(|e| StoryLlmError::Internal(format!("cannot start the model thread: {e}")))?;
+            .map_err(|e| WorkerError::Model(format!("cannot start the model thread: {e}")))?;
         Ok(Self {
             queue,
             capacity,
@@ -170,14 +159,14 @@ impl ModelWorker {
         })
     }
 
-    /// Queues a job; a full queue is [`StoryLlmError::Overloaded`].
-    pub fn submit(&self, job: SceneJob) -> Result<(), StoryLlmError> {
+    /// Queues a job; a full queue is [`WorkerError::Overloaded`].
+    pub fn submit(&self, job: LlmJob) -> Result<(), WorkerError> {
         match self.queue.try_send(job) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(StoryLlmError::Overloaded {
+            Err(TrySendError::Full(_)) => Err(WorkerError::Overloaded {
                 capacity: self.capacity,
             }),
-            Err(TrySendError::Disconnected(_)) => Err(StoryLlmError::NotReady {
+            Err(TrySendError::Disconnected(_)) => Err(WorkerError::NotReady {
                 reason: "the model worker has stopped".into(),
             }),
         }
@@ -191,19 +180,35 @@ impl ModelWorker {
         &self.stats
     }
 
-    /// A worker without a model, for tests of the code above it: a thread that answers
-    /// every job with `answer(job)` as the scene's raw text.
-    #[cfg(test)]
-    pub(crate) fn scripted(mut answer: impl FnMut(&SceneJob) -> String + Send + 'static) -> Self {
-        let (queue, jobs) = std_mpsc::sync_channel::<SceneJob>(16);
+    /// The model's info once ready; [`WorkerError::NotReady`] while loading or failed.
+    pub fn ready_model(&self) -> Result<ModelInfo, WorkerError> {
+        match &*self.state.borrow() {
+            ModelState::Ready(info) => Ok(info.clone()),
+            ModelState::Loading => Err(WorkerError::NotReady {
+                reason: "the model is loading".into(),
+            }),
+            ModelState::Failed(reason) => Err(WorkerError::NotReady {
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// A worker without a model, for unit tests of the services above it (not a model):
+    /// a thread that answers every job with `answer(job)` as its raw text.
+    pub fn scripted(mut answer: impl FnMut(&LlmJob) -> String + Send + 'static) -> Self {
+        let (queue, jobs) = std_mpsc::sync_channel::<LlmJob>(16);
         std::thread::spawn(move || {
             for job in jobs {
                 let text = answer(&job);
-                let _ = job.events.send(WorkerEvent::Done(Ok(SceneOutput {
+                let finish_reason = match job.stop_strings.first() {
+                    Some(stop) => FinishReason::StopString(stop.clone()),
+                    None => FinishReason::Length,
+                };
+                let _ = job.events.send(WorkerEvent::Done(Ok(LlmOutput {
                     text,
                     prompt_tokens: 10,
                     generated_tokens: 5,
-                    finish_reason: FinishReason::StopString(SCENE_STOP.into()),
+                    finish_reason,
                     queue_time: Duration::ZERO,
                     compute_time: Duration::ZERO,
                 })));
@@ -212,18 +217,15 @@ impl ModelWorker {
         Self {
             queue,
             capacity: 16,
-            state: watch::channel(ModelState::Ready(ModelInfo::default())).1,
+            state: watch::channel(ModelState::Ready(ModelInfo {
+                name: "scripted".into(),
+                version: "scripted".into(),
+                ..Default::default()
+            }))
+            .1,
             stats: Arc::default(),
         }
     }
-}
-
-struct WorkerSettings {
-    model_dir: std::path::PathBuf,
-    device: String,
-    dtype: String,
-    max_batch_size: usize,
-    max_wait: Duration,
 }
 
 /// What the thread holds once loaded.
@@ -250,7 +252,7 @@ impl Drop for FailOnExit {
 
 fn worker_main(
     settings: WorkerSettings,
-    jobs: std_mpsc::Receiver<SceneJob>,
+    jobs: std_mpsc::Receiver<LlmJob>,
     state: watch::Sender<ModelState>,
     stats: Arc<WorkerStats>,
 ) {
@@ -276,13 +278,13 @@ fn worker_main(
     };
     let _fail_on_exit = FailOnExit(state);
     while let Some(batch) = next_batch(&jobs, settings.max_batch_size, settings.max_wait) {
-        run_batch(&loaded, batch, &stats);
+        run_batch(&loaded, batch, &stats, settings.service);
     }
 }
 
 /// Blocks for the first job, then collects more until the batch is full or `max_wait`
 /// passed. `None` once the queue is closed and empty.
-fn next_batch(jobs: &std_mpsc::Receiver<SceneJob>, max: usize, max_wait: Duration) -> Option<Vec<SceneJob>> {
+fn next_batch(jobs: &std_mpsc::Receiver<LlmJob>, max: usize, max_wait: Duration) -> Option<Vec<LlmJob>> {
     let first = jobs.recv().ok()?;
     let until = Instant::now() + max_wait;
     let mut batch = vec![first];
@@ -326,12 +328,13 @@ fn load(settings: &WorkerSettings) -> Result<(Loaded, ModelInfo), String> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "story-llm".into());
+        .unwrap_or_else(|| settings.service.to_string());
     let info = ModelInfo {
         name,
         // Content-addressed: the weights are the version.
         version: weights_sha256[..12].to_string(),
         weights_sha256,
+        components: Vec::new(),
     };
     Ok((
         Loaded {
@@ -342,14 +345,6 @@ fn load(settings: &WorkerSettings) -> Result<(Loaded, ModelInfo), String> {
         },
         info,
     ))
-}
-
-/// SHA-256 of a file, streamed, as 64 lowercase hex characters.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// `eos_token` of a `tokenizer_config.json` (a string or `{content}`).
@@ -364,8 +359,9 @@ fn eos_token(path: &Path) -> Option<String> {
 }
 
 /// The prompt ids of a job: template with the generation prompt, then the prefix.
-fn encode(loaded: &Loaded, job: &SceneJob) -> Result<Vec<u32>, StoryLlmError> {
+fn encode(loaded: &Loaded, job: &LlmJob) -> Result<Vec<u32>, WorkerError> {
     let messages: Vec<TemplateMessage> = job
+        .prompt
         .messages
         .iter()
         .map(|m| TemplateMessage::new(m.role.as_str(), m.content.clone()))
@@ -373,16 +369,17 @@ fn encode(loaded: &Loaded, job: &SceneJob) -> Result<Vec<u32>, StoryLlmError> {
     let mut prompt = loaded
         .template
         .render(&messages, true)
-        .map_err(StoryLlmError::model)?;
-    prompt.push_str(&job.assistant_prefix);
+        .map_err(|e| WorkerError::Model(e.to_string()))?;
+    prompt.push_str(&job.prompt.assistant_prefix);
     let encoding = loaded
         .tokenizer
         .encode(prompt, false)
-        .map_err(|e| StoryLlmError::model(e.to_string()))?;
+        .map_err(|e| WorkerError::Model(e.to_string()))?;
     Ok(encoding.get_ids().to_vec())
 }
 
-fn generation_request(loaded: &Loaded, prompt_ids: Vec<u32>, s: &SceneSampling) -> GenerationRequest {
+fn generation_request(loaded: &Loaded, prompt_ids: Vec<u32>, job: &LlmJob) -> GenerationRequest {
+    let s = &job.sampling;
     let sampling = if s.temperature == 0.0 {
         SamplingParams {
             repetition_penalty: s.repetition_penalty,
@@ -401,19 +398,19 @@ fn generation_request(loaded: &Loaded, prompt_ids: Vec<u32>, s: &SceneSampling) 
     GenerationRequest::new(prompt_ids, s.max_new_tokens)
         .with_sampling(sampling)
         .with_stop_tokens(loaded.stop_token_ids.iter().copied())
-        .with_stop_strings([SCENE_STOP])
+        .with_stop_strings(job.stop_strings.iter().cloned())
 }
 
 /// The error of a job stopped early: its deadline, else its caller's cancellation.
-fn stopped_error(job: &SceneJob) -> StoryLlmError {
+fn stopped_error(job: &LlmJob) -> WorkerError {
     if job.is_past_deadline() {
-        StoryLlmError::DeadlineExceeded
+        WorkerError::DeadlineExceeded
     } else {
-        StoryLlmError::Cancelled
+        WorkerError::Cancelled
     }
 }
 
-fn run_batch(loaded: &Loaded, batch: Vec<SceneJob>, stats: &WorkerStats) {
+fn run_batch(loaded: &Loaded, batch: Vec<LlmJob>, stats: &WorkerStats, service: &'static str) {
     let dequeued = Instant::now();
     let max_context = loaded.model.config().max_context();
     // Leaving the queue: drop the jobs whose caller is gone or whose deadline passed, and
@@ -423,7 +420,7 @@ fn run_batch(loaded: &Loaded, batch: Vec<SceneJob>, stats: &WorkerStats) {
     for job in batch {
         if job.is_cancelled() || job.is_past_deadline() {
             stats.cancelled_sequences.fetch_add(1, Ordering::SeqCst);
-            metrics::counter!("storyreel_story_llm_cancelled_sequences_total").increment(1);
+            metrics::counter!("storyreel_llm_cancelled_sequences_total", "worker" => service).increment(1);
             let _ = job.events.send(WorkerEvent::Done(Err(stopped_error(&job))));
             continue;
         }
@@ -435,15 +432,15 @@ fn run_batch(loaded: &Loaded, batch: Vec<SceneJob>, stats: &WorkerStats) {
             }
         };
         if prompt_ids.len() + job.sampling.max_new_tokens > max_context {
-            let err = StoryLlmError::model(format!(
-                "the prompt ({} tokens) plus max_new_tokens ({}) exceeds the model's context of {max_context} tokens",
-                prompt_ids.len(),
-                job.sampling.max_new_tokens
-            ));
+            let err = WorkerError::ContextExceeded {
+                prompt_tokens: prompt_ids.len(),
+                max_new_tokens: job.sampling.max_new_tokens,
+                context: max_context,
+            };
             let _ = job.events.send(WorkerEvent::Done(Err(err)));
             continue;
         }
-        requests.push(generation_request(loaded, prompt_ids, &job.sampling));
+        requests.push(generation_request(loaded, prompt_ids, &job));
         jobs.push(job);
     }
     if jobs.is_empty() {
@@ -454,8 +451,8 @@ fn run_batch(loaded: &Loaded, batch: Vec<SceneJob>, stats: &WorkerStats) {
     stats.batches.fetch_add(1, Ordering::SeqCst);
     stats.batched_requests.fetch_add(size, Ordering::SeqCst);
     stats.max_batch_size.fetch_max(size, Ordering::SeqCst);
-    metrics::histogram!("storyreel_story_llm_batch_size").record(size as f64);
-    metrics::counter!("storyreel_story_llm_batched_requests_total").increment(size);
+    metrics::histogram!("storyreel_llm_batch_size", "worker" => service).record(size as f64);
+    metrics::counter!("storyreel_llm_batched_requests_total", "worker" => service).increment(size);
     let _span = tracing::debug_span!("generate", batch_size = size).entered();
 
     let mut cancelled = vec![false; jobs.len()];
@@ -466,7 +463,8 @@ fn run_batch(loaded: &Loaded, batch: Vec<SceneJob>, stats: &WorkerStats) {
             if !cancelled[event.request] {
                 cancelled[event.request] = true;
                 stats.cancelled_sequences.fetch_add(1, Ordering::SeqCst);
-                metrics::counter!("storyreel_story_llm_cancelled_sequences_total").increment(1);
+                metrics::counter!("storyreel_llm_cancelled_sequences_total", "worker" => service)
+                    .increment(1);
             }
             stats.tokens_after_cancel.fetch_add(1, Ordering::SeqCst);
             return false;
@@ -486,7 +484,7 @@ fn run_batch(loaded: &Loaded, batch: Vec<SceneJob>, stats: &WorkerStats) {
                 let done = if output.finish_reason == FinishReason::Cancelled {
                     Err(stopped_error(job))
                 } else {
-                    Ok(SceneOutput {
+                    Ok(LlmOutput {
                         text: output.text,
                         prompt_tokens: output.prompt_tokens,
                         generated_tokens: output.token_ids.len(),
@@ -504,7 +502,7 @@ fn run_batch(loaded: &Loaded, batch: Vec<SceneJob>, stats: &WorkerStats) {
             for job in &jobs {
                 let _ = job
                     .events
-                    .send(WorkerEvent::Done(Err(StoryLlmError::model(message.clone()))));
+                    .send(WorkerEvent::Done(Err(WorkerError::Model(message.clone()))));
             }
         }
     }
@@ -513,14 +511,20 @@ fn run_batch(loaded: &Loaded, batch: Vec<SceneJob>, stats: &WorkerStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompting::Role;
+    use crate::{
+        BatchingConfig,
+        chat::{ChatMessage, Role},
+    };
 
-    fn job() -> (SceneJob, mpsc::UnboundedReceiver<WorkerEvent>) {
+    fn job() -> (LlmJob, mpsc::UnboundedReceiver<WorkerEvent>) {
         let (events, rx) = mpsc::unbounded_channel();
-        let job = SceneJob {
-            messages: vec![ChatMessage::new(Role::User, "Title: A fox")],
-            assistant_prefix: "1.".into(),
-            sampling: SceneSampling {
+        let job = LlmJob {
+            prompt: ChatPrompt {
+                messages: vec![ChatMessage::new(Role::User, "Title: A fox")],
+                assistant_prefix: "1.".into(),
+            },
+            stop_strings: vec!["\n".into()],
+            sampling: JobSampling {
                 temperature: 0.7,
                 top_p: 0.9,
                 top_k: 0,
@@ -572,25 +576,17 @@ mod tests {
         let _open = late.join().unwrap();
     }
 
-    #[test]
-    fn the_weights_digest_is_sha256_hex() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w");
-        std::fs::write(&path, b"abc").unwrap();
-        assert_eq!(
-            sha256_file(&path).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-
     #[tokio::test]
     async fn a_missing_model_fails_and_refuses_jobs() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StoryLlmConfig {
-            model_dir: dir.path().to_path_buf(),
-            ..StoryLlmConfig::default()
-        };
-        let worker = ModelWorker::spawn(&config).unwrap();
+        let settings = WorkerSettings::new(
+            "test",
+            dir.path().to_path_buf(),
+            "cpu",
+            "f32",
+            &BatchingConfig::default(),
+        );
+        let worker = ModelWorker::spawn(settings).unwrap();
         let mut state = worker.state();
         let state = state
             .wait_for(|s| !matches!(s, ModelState::Loading))
@@ -605,7 +601,7 @@ mod tests {
         let until = Instant::now() + Duration::from_secs(5);
         loop {
             match worker.submit(job().0) {
-                Err(StoryLlmError::NotReady { .. }) => break,
+                Err(WorkerError::NotReady { .. }) => break,
                 other => assert!(Instant::now() < until, "{other:?}"),
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -624,7 +620,7 @@ mod tests {
         worker.submit(job().0).unwrap();
         assert!(matches!(
             worker.submit(job().0),
-            Err(StoryLlmError::Overloaded { capacity: 1 })
+            Err(WorkerError::Overloaded { capacity: 1 })
         ));
     }
 }

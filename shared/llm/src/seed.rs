@@ -1,4 +1,5 @@
-//! Seeds: which seed a request runs with, and how regeneration changes it.
+//! Seeds: which seed a request runs with, and how regeneration changes it (the same rules
+//! for every language-model stage).
 //!
 //! - A request's own `seed` is used as is.
 //! - Otherwise the job's base seed (`context.seed`) is mixed with the stage, so stages of
@@ -7,13 +8,34 @@
 //!
 //! Attempt 1 runs with the request's seed; attempt `a > 1` with [`for_attempt`]. The
 //! response carries the seed of the attempt that produced the story, so sending it back
-//! reproduces that story in one attempt.
+//! reproduces that output in one attempt.
 
 use storyreel_proto::common::Stage;
 
-/// The seed of the story stage of a job whose base seed is `job_seed`.
-pub fn from_job(job_seed: u64) -> u64 {
-    splitmix64(job_seed ^ splitmix64(Stage::Story as u64))
+/// The seed of `stage` of a job whose base seed is `job_seed`.
+pub fn from_job(job_seed: u64, stage: Stage) -> u64 {
+    splitmix64(job_seed ^ splitmix64(stage as u64))
+}
+
+/// The request's seed, else the job's (mixed with `stage`), else a random one; with
+/// where it came from.
+pub fn choose(request_seed: Option<u64>, job_seed: Option<u64>, stage: Stage) -> (u64, SeedOrigin) {
+    match (request_seed, job_seed) {
+        (Some(seed), _) => (seed, SeedOrigin::Request),
+        (None, Some(job_seed)) => (from_job(job_seed, stage), SeedOrigin::Job),
+        (None, None) => (random(), SeedOrigin::Random),
+    }
+}
+
+/// Where a request's seed came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedOrigin {
+    /// The request's own `seed`.
+    Request,
+    /// Derived from `context.seed`, the job's base seed.
+    Job,
+    /// Neither was set: drawn at random (and reported back).
+    Random,
 }
 
 /// A fresh random seed.
@@ -30,8 +52,8 @@ pub fn for_attempt(seed: u64, attempt: u32) -> u64 {
     }
 }
 
-/// The sampling seed of scene `index` (0-based) of an attempt seeded with `seed`, so the
-/// scenes of one story draw different random streams.
+/// The sampling seed of item `index` (0-based: a scene, a field of a scene) of an attempt
+/// seeded with `seed`, so the items of one request draw different random streams.
 pub fn for_scene(seed: u64, index: usize) -> u64 {
     splitmix64(seed ^ splitmix64(0x5CE4_E000 ^ index as u64))
 }
@@ -52,18 +74,29 @@ mod tests {
     #[test]
     fn derivations_are_stable() {
         // Pinned: changing them changes every job's story for a given job seed.
-        assert_eq!(from_job(42), from_job(42));
-        assert_ne!(from_job(42), 42);
+        assert_eq!(from_job(42, Stage::Story), from_job(42, Stage::Story));
+        assert_ne!(from_job(42, Stage::Story), 42);
+        assert_ne!(from_job(42, Stage::Story), from_job(42, Stage::Prompt));
         assert_eq!(splitmix64(0), 0xE220_A839_7B1D_CDAF);
         assert_eq!(for_attempt(7, 1), 7);
         assert_eq!(for_attempt(7, 0), 7);
     }
 
     #[test]
+    fn the_request_seed_wins_then_the_job_seed() {
+        assert_eq!(choose(Some(3), Some(4), Stage::Story), (3, SeedOrigin::Request));
+        assert_eq!(
+            choose(None, Some(4), Stage::Story),
+            (from_job(4, Stage::Story), SeedOrigin::Job)
+        );
+        assert_eq!(choose(None, None, Stage::Story).1, SeedOrigin::Random);
+    }
+
+    #[test]
     fn attempts_get_distinct_seeds() {
         let seeds: HashSet<u64> = (1..=10).map(|a| for_attempt(123, a)).collect();
         assert_eq!(seeds.len(), 10);
-        let jobs: HashSet<u64> = (0..100).map(from_job).collect();
+        let jobs: HashSet<u64> = (0..100).map(|j| from_job(j, Stage::Story)).collect();
         assert_eq!(jobs.len(), 100);
         let scenes: HashSet<u64> = (0..8).map(|i| for_scene(123, i)).collect();
         assert_eq!(scenes.len(), 8);

@@ -1,0 +1,165 @@
+//! Configuration of a language-model worker: where the model is, on which device and in
+//! which dtype, and how requests are batched. Services keep these as flat keys of their
+//! own table (`[story_llm] model_dir = ...`, `[story_llm.batching]`) and hand them to
+//! [`crate::ModelWorker::spawn`] as [`WorkerSettings`].
+
+use serde::{Deserialize, Serialize};
+use std::{path::PathBuf, time::Duration};
+use storyreel_runtime::{ValidationError, config::check_range};
+
+/// Where `model_dir` points unless configured: the SmolLM2 that `make models` converts.
+pub const DEFAULT_MODEL_DIR: &str = "${STORYREEL_CACHE}/models/smollm2-135m-instruct";
+/// The largest batch a worker may run.
+pub const MAX_BATCH_SIZE: usize = 32;
+
+/// Static batching on the model worker: a batch starts when `max_batch_size` requests are
+/// waiting or `max_wait_ms` after the first one arrived, whichever comes first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchingConfig {
+    /// Most sequences decoded together, 1-32.
+    pub max_batch_size: usize,
+    /// Longest wait for a batch to fill, in milliseconds, 0-10000.
+    pub max_wait_ms: u64,
+    /// Sequences waiting for the model worker before new ones are refused with
+    /// RESOURCE_EXHAUSTED; at least `max_batch_size`.
+    pub queue_capacity: usize,
+}
+
+impl Default for BatchingConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_size: 8,
+            max_wait_ms: 20,
+            queue_capacity: 64,
+        }
+    }
+}
+
+impl BatchingConfig {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        check_range("max_batch_size", self.max_batch_size, 1, MAX_BATCH_SIZE)?;
+        check_range("max_wait_ms", self.max_wait_ms, 0, 10_000)?;
+        if self.queue_capacity < self.max_batch_size {
+            return Err(ValidationError::new(
+                "queue_capacity",
+                format!(
+                    "must be at least `max_batch_size` ({}), got {}",
+                    self.max_batch_size, self.queue_capacity
+                ),
+            ));
+        }
+        check_range("queue_capacity", self.queue_capacity, 1, 100_000)
+    }
+}
+
+/// Checks the model location fields of a service config.
+pub fn validate_model_fields(
+    model_dir: &std::path::Path,
+    device: &str,
+    dtype: &str,
+) -> Result<(), ValidationError> {
+    if model_dir.as_os_str().is_empty() {
+        return Err(ValidationError::new("model_dir", "must not be empty"));
+    }
+    validate_device(device)?;
+    if !matches!(dtype, "f32" | "f16" | "bf16") {
+        return Err(ValidationError::new(
+            "dtype",
+            format!("must be `f32`, `f16` or `bf16`, got `{dtype}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_device(device: &str) -> Result<(), ValidationError> {
+    let ok = match device {
+        "cpu" | "cuda" | "mps" => true,
+        _ => device
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse::<u8>().ok())
+            .is_some_and(|i| i < 64),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "device",
+            format!("must be `cpu`, `cuda`, `cuda:<index 0-63>` or `mps`, got `{device}`"),
+        ))
+    }
+}
+
+/// What [`crate::ModelWorker::spawn`] needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerSettings {
+    /// Names the worker thread and labels its metrics (`worker="story-llm"`).
+    pub service: &'static str,
+    /// config.json, model.safetensors, tokenizer.json, tokenizer_config.json.
+    pub model_dir: PathBuf,
+    pub device: String,
+    pub dtype: String,
+    pub max_batch_size: usize,
+    pub max_wait: Duration,
+    pub queue_capacity: usize,
+}
+
+impl WorkerSettings {
+    pub fn new(
+        service: &'static str,
+        model_dir: PathBuf,
+        device: &str,
+        dtype: &str,
+        batching: &BatchingConfig,
+    ) -> Self {
+        Self {
+            service,
+            model_dir,
+            device: device.to_string(),
+            dtype: dtype.to_string(),
+            max_batch_size: batching.max_batch_size,
+            max_wait: Duration::from_millis(batching.max_wait_ms),
+            queue_capacity: batching.queue_capacity,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_and_dtypes() {
+        let dir = std::path::Path::new("/m");
+        for device in ["cpu", "cuda", "cuda:0", "cuda:63", "mps"] {
+            validate_model_fields(dir, device, "f32").unwrap();
+        }
+        for device in ["gpu", "cuda:64", "cuda:x", ""] {
+            assert_eq!(
+                validate_model_fields(dir, device, "f32").unwrap_err().field,
+                "device"
+            );
+        }
+        assert_eq!(
+            validate_model_fields(dir, "cpu", "f64").unwrap_err().field,
+            "dtype"
+        );
+        assert_eq!(
+            validate_model_fields(std::path::Path::new(""), "cpu", "f32")
+                .unwrap_err()
+                .field,
+            "model_dir"
+        );
+    }
+
+    #[test]
+    fn the_queue_holds_at_least_one_batch() {
+        let batching = BatchingConfig {
+            max_batch_size: 8,
+            queue_capacity: 4,
+            ..Default::default()
+        };
+        assert_eq!(batching.validate().unwrap_err().field, "queue_capacity");
+        BatchingConfig::default().validate().unwrap();
+    }
+}
