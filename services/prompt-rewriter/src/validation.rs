@@ -189,7 +189,8 @@ mod tests {
 
     #[test]
     fn each_limit_is_named_in_its_error() {
-        let cases: Vec<(Box<dyn FnOnce(&mut wire::RewriteRequest)>, &str)> = vec![
+        type Change = Box<dyn FnOnce(&mut wire::RewriteRequest)>;
+        let cases: Vec<(Change, &str)> = vec![
             (
                 Box::new(|r| r.title = "  ".into()),
                 "`title` must be 1-500 characters (after trimming), got empty",

@@ -5,7 +5,7 @@
 //! - [`chat`]: chat turns and pre-filled answers ([`ChatPrompt`]);
 //! - [`sampling`]: `SamplingParams` limits, server defaults and validation;
 //! - [`seed`]: request, job, attempt and item seeds;
-//! - [`error`]: [`WorkerError`].
+//! - [`error`]: the worker's error, [`WorkerError`].
 
 pub mod chat;
 pub mod error;
