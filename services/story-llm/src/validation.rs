@@ -286,7 +286,7 @@ mod tests {
                 bypass_cache: true,
                 // Recorded, not used: the call covers all scenes.
                 scene_index: Some(7),
-                seed: None,
+                seed: Some(99),
             }
         );
     }

@@ -414,7 +414,8 @@ async fn service_errors_map_to_their_codes() {
                 attempts: 3,
                 last: validate_scene_set(&["a b c"], 2).unwrap_err(),
             },
-            Code::Internal,
+            // The reason reaches the caller.
+            Code::Aborted,
         ),
         (|| StoryLlmError::model("worker panicked"), Code::Internal),
     ];
