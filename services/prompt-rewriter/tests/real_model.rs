@@ -241,3 +241,52 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_stops_decoding_within_one_step() {
+    use std::time::{Duration, Instant};
+    use storyreel_llm::WorkerStats;
+    let server = common::start().await;
+    let stats = server.service.stats();
+    let get = |c: &std::sync::atomic::AtomicU64| WorkerStats::get(c);
+    let (cancelled_before, after_before) = (get(&stats.cancelled_sequences), get(&stats.tokens_after_cancel));
+    let tokens_before = get(&stats.generated_tokens);
+    let mut client = server.client.clone();
+    let call = tokio::spawn(async move { client.rewrite(rewrite(2, 3, None)).await });
+    // Cancel once decoding is under way: the client drops the call.
+    let until = Instant::now() + Duration::from_secs(120);
+    while get(&stats.generated_tokens) == tokens_before {
+        assert!(Instant::now() < until, "decoding never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    call.abort();
+    let until = Instant::now() + Duration::from_secs(60);
+    while get(&stats.cancelled_sequences) == cancelled_before {
+        assert!(Instant::now() < until, "the server never saw the cancellation");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Decoding stops: the batch under way ends (its other sequences see the cancellation
+    // at their next token), and no other batch starts.
+    let until = Instant::now() + Duration::from_secs(60);
+    while get(&stats.finished_batches) < get(&stats.batches) {
+        assert!(Instant::now() < until, "decoding went on after the cancellation");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let batches = get(&stats.batches);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        get(&stats.batches),
+        batches,
+        "a batch started after the cancellation"
+    );
+    // No sequence of the call decoded more than one token past the step that saw the
+    // cancellation.
+    let cancelled = get(&stats.cancelled_sequences) - cancelled_before;
+    let after = get(&stats.tokens_after_cancel) - after_before;
+    eprintln!("{cancelled} sequences cancelled, {after} tokens decoded after the cancellation");
+    assert!(
+        after <= cancelled,
+        "{after} tokens after cancelling {cancelled} sequences"
+    );
+    server.shutdown().await;
+}

@@ -107,8 +107,10 @@ pub struct LlmOutput {
 /// Counters of the worker, shared with the service (tests and benchmarks read them).
 #[derive(Debug, Default)]
 pub struct WorkerStats {
-    /// `generate` calls made.
+    /// `generate` calls started.
     pub batches: AtomicU64,
+    /// `generate` calls finished (equal to `batches` when the worker is idle).
+    pub finished_batches: AtomicU64,
     /// Jobs run in those calls.
     pub batched_requests: AtomicU64,
     /// Largest batch seen.
@@ -478,6 +480,7 @@ fn run_batch(loaded: &Loaded, batch: Vec<LlmJob>, stats: &WorkerStats, service: 
     let started = Instant::now();
     let result = generate(&loaded.model, &loaded.tokenizer, &requests, &mut sink);
     let compute_time = started.elapsed();
+    stats.finished_batches.fetch_add(1, Ordering::SeqCst);
     match result {
         Ok(outputs) => {
             for (job, output) in jobs.iter().zip(outputs) {
