@@ -7,7 +7,11 @@
 //! Environment:
 //! - `RETRIEVAL_BENCH_SIZES` (default `10000,100000`): catalog sizes, e.g. add `1000000`;
 //! - `RETRIEVAL_BENCH_QUERIES` (default 300): timed queries per mode;
-//! - `RETRIEVAL_BENCH_THREADS` (default 2): libtorch and tantivy threads.
+//! - `RETRIEVAL_BENCH_THREADS` (default 2): tokio workers and tantivy indexing threads;
+//! - `RETRIEVAL_BENCH_TORCH_THREADS` (default 1): libtorch intra-op threads of the encoder
+//!   worker. One thread for the model and one for tantivy is the "2 threads" set-up; with 2
+//!   intra-op threads on a CPU shared with other processes the query embedding's p99
+//!   grows tenfold (OpenMP stragglers), see services/retrieval/README.md.
 //!
 //! Catalog embeddings are seeded pseudo-random unit vectors (embedding 1M captions with
 //! MiniLM on 2 cores would take hours; the re-rank's cost does not depend on the values).
@@ -25,7 +29,7 @@ use storyreel_retrieval::{
     catalog::{Boosts, Catalog, CatalogOptions, EmbeddingModel, Filters, schema::ClipRecord},
     config::{EncoderConfig, SearchConfig},
     encoder::{Embedder, EncoderWorker},
-    search::{RankQuery, Weights, rank},
+    search::{RankQuery, Weights, rank, rerank},
     synthetic::{CaptionGenerator, pseudo_embedding, query_keywords},
 };
 
@@ -59,12 +63,12 @@ struct Row {
 fn main() {
     let threads: usize = env_or("RETRIEVAL_BENCH_THREADS", 2);
     let queries: usize = env_or("RETRIEVAL_BENCH_QUERIES", 300);
+    let torch_threads: usize = env_or("RETRIEVAL_BENCH_TORCH_THREADS", 1);
     let sizes: Vec<usize> = std::env::var("RETRIEVAL_BENCH_SIZES")
         .unwrap_or_else(|_| "10000,100000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    tch::set_num_threads(threads as i32);
 
     let cache = std::env::var("STORYREEL_CACHE")
         .ok()
@@ -73,7 +77,7 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/storyreel"));
     let encoder_config = EncoderConfig {
         model_dir: cache.join("models/all-minilm-l6-v2"),
-        threads,
+        threads: torch_threads,
         ..EncoderConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -171,32 +175,34 @@ fn main() {
             let started = Instant::now();
             for i in 0..queries {
                 let t = Instant::now();
-                let embedded;
-                let prompt_embedding = match mode {
-                    "bm25 only" => None,
-                    "bm25 + rerank" => Some(prompt_vectors[i].as_slice()),
-                    _ => {
-                        embedded = runtime
-                            .block_on(encoder.embed(vec![prompts[i].clone()]))
-                            .unwrap()
-                            .remove(0);
-                        Some(embedded.as_slice())
-                    }
+                let ranking = if mode == "bm25 + rerank + query embedding" {
+                    // As the service does it: BM25 here while the worker embeds the prompt.
+                    let embedding = runtime.spawn({
+                        let encoder = encoder.clone();
+                        let prompt = prompts[i].clone();
+                        async move { encoder.embed(vec![prompt]).await }
+                    });
+                    let snapshot = catalog.snapshot();
+                    let found = snapshot.bm25(&keyword_sets[i], boosts, &filters, 100).unwrap();
+                    let embedded = runtime.block_on(embedding).unwrap().unwrap().remove(0);
+                    rerank(&snapshot, found, Some(&embedded), 5, weights).unwrap()
+                } else {
+                    let prompt_embedding = (mode == "bm25 + rerank").then_some(prompt_vectors[i].as_slice());
+                    let snapshot = catalog.snapshot();
+                    rank(
+                        &snapshot,
+                        &RankQuery {
+                            keywords: &keyword_sets[i],
+                            prompt_embedding,
+                            filters: &filters,
+                            k: 5,
+                            candidates: 100,
+                            boosts,
+                            weights,
+                        },
+                    )
+                    .unwrap()
                 };
-                let snapshot = catalog.snapshot();
-                let ranking = rank(
-                    &snapshot,
-                    &RankQuery {
-                        keywords: &keyword_sets[i],
-                        prompt_embedding,
-                        filters: &filters,
-                        k: 5,
-                        candidates: 100,
-                        boosts,
-                        weights,
-                    },
-                )
-                .unwrap();
                 considered += ranking.candidates_considered as u64;
                 latencies.push(t.elapsed());
             }
@@ -213,7 +219,10 @@ fn main() {
         }
     }
 
-    println!("\nretrieval search benchmark: {threads} threads, {queries} queries per row, k=5, BM25 top-100");
+    println!(
+        "\nretrieval search benchmark: {threads} tokio/tantivy threads, {torch_threads} libtorch thread(s), \
+         {queries} queries per row, k=5, BM25 top-100"
+    );
     println!("\n| clips | mode | p50 ms | p99 ms | QPS (1 client) | mean candidates |");
     println!("|---:|---|---:|---:|---:|---:|");
     for r in &rows {

@@ -70,7 +70,9 @@ pub struct EncoderConfig {
     pub batch_size: usize,
     /// Requests waiting for the worker before new ones get RESOURCE_EXHAUSTED, 1-65536.
     pub queue_capacity: usize,
-    /// libtorch intra-op threads on the worker; 0 keeps libtorch's default.
+    /// libtorch intra-op threads on the worker; 0 keeps libtorch's default (all cores).
+    /// Default 1: a query is one short text, and on a CPU shared with other work two
+    /// intra-op threads made the query embedding's p99 ~50x worse (README.md).
     pub threads: usize,
 }
 
@@ -81,7 +83,7 @@ impl Default for EncoderConfig {
             device: "cpu".into(),
             batch_size: 32,
             queue_capacity: 256,
-            threads: 0,
+            threads: 1,
         }
     }
 }

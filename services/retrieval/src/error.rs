@@ -35,6 +35,10 @@ pub enum RetrievalError {
     #[error("catalog at {dir}: {message}")]
     Catalog { dir: PathBuf, message: String },
 
+    /// Another process (or batch) holds the catalog's writer lock; retry later.
+    #[error("catalog at {dir}: another writer holds the index lock; retry when it is done")]
+    CatalogBusy { dir: PathBuf },
+
     /// A file of the catalog could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {
@@ -78,6 +82,7 @@ impl HasErrorCode for RetrievalError {
             RetrievalError::Overloaded { .. } => ErrorCode::Overloaded,
             RetrievalError::NotReady { .. } => ErrorCode::NotReady,
             RetrievalError::DeadlineExceeded => ErrorCode::Timeout,
+            RetrievalError::CatalogBusy { .. } => ErrorCode::Unavailable,
             RetrievalError::Tensors(e) => e.error_code(),
             RetrievalError::Encoder(_)
             | RetrievalError::Index { .. }
@@ -116,6 +121,10 @@ mod tests {
                 Code::Unavailable,
             ),
             (RetrievalError::DeadlineExceeded, Code::DeadlineExceeded),
+            (
+                RetrievalError::CatalogBusy { dir: "/c".into() },
+                Code::Unavailable,
+            ),
             (RetrievalError::Internal("bug".into()), Code::Internal),
         ];
         for (err, code) in cases {

@@ -155,6 +155,12 @@ impl Ingestor {
             };
             summary.received += 1;
             let result = self.one(&spec, options, &mut seen, &mut writer).await?;
+            let outcome = match &result.outcome {
+                Outcome::Indexed => "indexed",
+                Outcome::Unchanged => "unchanged",
+                Outcome::Skipped(_) => "skipped",
+            };
+            metrics::counter!("storyreel_retrieval_ingest_clips_total", "outcome" => outcome).increment(1);
             match &result.outcome {
                 Outcome::Indexed => summary.indexed += 1,
                 Outcome::Unchanged => summary.unchanged += 1,

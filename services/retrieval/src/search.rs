@@ -60,8 +60,26 @@ pub struct Scored {
 /// Ranks `query` against `snapshot`: BM25 top-N, re-rank, fusion, top-k records.
 pub fn rank(snapshot: &Snapshot, query: &RankQuery<'_>) -> Result<Ranking, RetrievalError> {
     let candidates = snapshot.bm25(query.keywords, query.boosts, query.filters, query.candidates)?;
+    rerank(
+        snapshot,
+        candidates,
+        query.prompt_embedding,
+        query.k,
+        query.weights,
+    )
+}
+
+/// The second stage of [`rank`], for callers that fetch the BM25 candidates
+/// ([`Snapshot::bm25`]) while the prompt is being embedded: cosines, fusion, top-k records.
+pub fn rerank(
+    snapshot: &Snapshot,
+    candidates: Vec<Candidate>,
+    prompt_embedding: Option<&[f32]>,
+    k: usize,
+    weights: Weights,
+) -> Result<Ranking, RetrievalError> {
     let considered = candidates.len() as u32;
-    let cosines = match query.prompt_embedding {
+    let cosines = match prompt_embedding {
         Some(prompt) if !candidates.is_empty() => {
             let map = snapshot.embeddings_for(&candidates)?;
             let dim = prompt.len();
@@ -80,8 +98,8 @@ pub fn rank(snapshot: &Snapshot, query: &RankQuery<'_>) -> Result<Ranking, Retri
         }
         _ => None,
     };
-    let mut scored = fuse(&candidates, cosines.as_deref(), query.weights);
-    scored.truncate(query.k);
+    let mut scored = fuse(&candidates, cosines.as_deref(), weights);
+    scored.truncate(k);
     let hits = scored
         .into_iter()
         .enumerate()

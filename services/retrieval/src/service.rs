@@ -8,7 +8,7 @@ use crate::{
     error::RetrievalError,
     frames,
     ingest::{self, ClipSpec, IngestEvent, IngestOptions, Ingestor},
-    search::{self, Hit, RankQuery, Weights},
+    search::{self, Hit, Weights},
 };
 use futures::stream::BoxStream;
 use std::{
@@ -139,15 +139,6 @@ impl Retrieval for CatalogRetrieval {
                 capacity: self.search.max_concurrent,
             })?;
         let started = Instant::now();
-        let prompt_embedding = if request.prompt.is_empty() {
-            None
-        } else {
-            let mut rows = self.embedder.embed(vec![request.prompt.clone()]).await?;
-            Some(
-                rows.pop()
-                    .ok_or_else(|| RetrievalError::Internal("no prompt embedding".into()))?,
-            )
-        };
         let catalog = self.catalog.clone();
         let boosts = Boosts {
             caption: self.search.caption_boost,
@@ -157,26 +148,32 @@ impl Retrieval for CatalogRetrieval {
             bm25: self.search.bm25_weight,
             embedding: self.search.embedding_weight,
         };
-        let (keywords, filters, k, candidates) = (
+        let (keywords, filters, candidates) = (
             request.keywords.clone(),
             request.filters.clone(),
-            request.k as usize,
             request.candidates as usize,
         );
-        let ranking = ingest::blocking(move || {
+        // BM25 on the blocking pool while the encoder thread embeds the prompt.
+        let bm25 = ingest::blocking(move || {
             let snapshot = catalog.snapshot();
-            search::rank(
-                &snapshot,
-                &RankQuery {
-                    keywords: &keywords,
-                    prompt_embedding: prompt_embedding.as_deref(),
-                    filters: &filters,
-                    k,
-                    candidates,
-                    boosts,
-                    weights,
-                },
-            )
+            let found = snapshot.bm25(&keywords, boosts, &filters, candidates)?;
+            Ok((snapshot, found))
+        });
+        let embed = async {
+            if request.prompt.is_empty() {
+                return Ok(None);
+            }
+            let mut rows = self.embedder.embed(vec![request.prompt.clone()]).await?;
+            rows.pop()
+                .map(Some)
+                .ok_or_else(|| RetrievalError::Internal("no prompt embedding".into()))
+        };
+        let (bm25, prompt_embedding) = tokio::join!(bm25, embed);
+        let (snapshot, found) = bm25?;
+        let prompt_embedding = prompt_embedding?;
+        let k = request.k as usize;
+        let ranking = ingest::blocking(move || {
+            search::rerank(&snapshot, found, prompt_embedding.as_deref(), k, weights)
         })
         .await?;
 
@@ -198,14 +195,23 @@ impl Retrieval for CatalogRetrieval {
             }
             _ => (None, Vec::new()),
         };
+        let compute_time = started.elapsed();
+        let model = self.embedder.model().clone();
+        metrics::histogram!(
+            "storyreel_retrieval_search_seconds",
+            "model_version" => model.version.clone(),
+            "frames" => if frames.is_some() { "yes" } else { "no" },
+        )
+        .record(compute_time.as_secs_f64());
+        metrics::histogram!("storyreel_retrieval_candidates").record(ranking.candidates_considered as f64);
         Ok(SearchResult {
             hits: ranking.hits,
             frames,
             frame_times_s,
-            model: self.embedder.model().clone(),
+            model,
             candidates_considered: ranking.candidates_considered,
             queue_time: started - queued,
-            compute_time: started.elapsed(),
+            compute_time,
         })
     }
 

@@ -303,3 +303,35 @@ async fn filters_restrict_the_candidates() {
     };
     assert!(ids(portrait).is_empty());
 }
+
+#[test]
+fn one_writer_at_a_time_and_a_catalog_keeps_its_encoder() {
+    use storyreel_retrieval::{
+        RetrievalError,
+        catalog::{Catalog, CatalogOptions, EmbeddingModel},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let options = |sha: &str| CatalogOptions {
+        embedding_model: EmbeddingModel {
+            name: "all-minilm-l6-v2".into(),
+            version: "test".into(),
+            weights_sha256: sha.into(),
+        },
+        embedding_dim: 4,
+        writer_memory_bytes: 20 << 20,
+        writer_threads: 1,
+    };
+    let a = Catalog::open(dir.path(), options("aaaa")).unwrap();
+    let b = Catalog::open(dir.path(), options("aaaa")).unwrap();
+    let writer = a.writer().unwrap();
+    let second = b.writer().err().expect("the lock is held");
+    assert!(matches!(second, RetrievalError::CatalogBusy { .. }), "{second}");
+    drop(writer);
+    b.writer().expect("free again once the first writer is gone");
+
+    let err = Catalog::open(dir.path(), options("bbbb"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("embedding model") && err.contains("bbbb"), "{err}");
+}

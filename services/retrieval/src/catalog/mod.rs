@@ -175,9 +175,8 @@ impl Catalog {
             .index
             .writer_with_num_threads(self.options.writer_threads, self.options.writer_memory_bytes)
             .map_err(|source| match source {
-                tantivy::TantivyError::LockFailure(..) => RetrievalError::Catalog {
+                tantivy::TantivyError::LockFailure(..) => RetrievalError::CatalogBusy {
                     dir: self.dir.clone(),
-                    message: format!("another writer holds the index lock ({source})"),
                 },
                 source => self.index_err(source),
             })?;
