@@ -171,7 +171,12 @@ demo_catalog() {
   local pkg
   for pkg in $(grep -v '^#' "$DEMO_LIST" | cut -f2 | sort -u); do
     if ! compgen -G "$debs/${pkg}_*.deb" >/dev/null; then
-      (cd "$debs" && apt-get download -q "$pkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+      if ! (cd "$debs" && apt-get download -q "$pkg" >/dev/null 2>&1); then
+        # A fresh machine may have no package lists yet.
+        echo "models: apt-get download $pkg failed; updating the package lists"
+        $([[ "$(id -u)" -ne 0 ]] && echo sudo) apt-get update -qq
+        (cd "$debs" && apt-get download -q "$pkg" >/dev/null 2>&1) || true
+      fi
     fi
     local deb
     deb="$(compgen -G "$debs/${pkg}_*.deb" | head -n 1)"

@@ -335,3 +335,69 @@ fn one_writer_at_a_time_and_a_catalog_keeps_its_encoder() {
         .to_string();
     assert!(err.contains("embedding model") && err.contains("bbbb"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_run_while_a_batch_is_ingested() {
+    let media = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let encoder = encoder();
+    let catalog = open_catalog(dir.path(), &encoder);
+    let config = storyreel_retrieval::config::IngestConfig {
+        commit_every: 1,
+        ..ingest_config()
+    };
+    let ingestor = Arc::new(Ingestor::new(
+        catalog.clone(),
+        encoder,
+        config,
+        Default::default(),
+    ));
+    let video = make_clip(media.path(), "pattern.mp4", "testsrc2", 1.0);
+    let clips: Vec<_> = (0..6)
+        .map(|i| {
+            clip(
+                &format!("pattern-{i}"),
+                &format!("test pattern number {i}"),
+                &video,
+            )
+        })
+        .collect();
+    let batch = tokio::spawn({
+        let ingestor = ingestor.clone();
+        async move { ingest(&ingestor, OPTIONS, clips).await }
+    });
+    // Searches keep answering during the batch, and see the clips arrive commit by commit.
+    let keywords = vec!["pattern".to_string()];
+    let filters = Filters::default();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !batch.is_finished() {
+        assert!(Instant::now() < deadline, "the batch did not finish");
+        let catalog = catalog.clone();
+        let (keywords, filters) = (keywords.clone(), filters.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            let mut q = query(&keywords, &filters);
+            q.k = 50;
+            rank(&catalog.snapshot(), &q).map(|r| r.hits.len())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        seen.push(found);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, summary) = batch.await.unwrap();
+    assert_eq!(summary.indexed, 6);
+    assert!(
+        seen.len() > 3,
+        "only {} searches ran during the batch",
+        seen.len()
+    );
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(
+        seen.iter().any(|&n| n > 0 && n < 6),
+        "no intermediate commit seen: {seen:?}"
+    );
+    let final_hits = rank(&catalog.snapshot(), &query(&keywords, &filters)).unwrap();
+    assert_eq!(final_hits.hits.len(), 5);
+}
