@@ -1,14 +1,18 @@
 //! The `[retrieval]` configuration table (DESIGN.md §4): built-in defaults here, overridden
 //! by `config/default.toml`, `config/{profile}.toml` and `STORYREEL_RETRIEVAL__<KEY>`.
 //!
-//! Paths may name environment variables as `${NAME}`, expanded when the config is loaded;
-//! `${STORYREEL_CACHE}` falls back to `$HOME/.cache/storyreel` as in the Makefile, so the
-//! defaults point where `make models` puts MiniLM and the demo catalog.
+//! Paths may name environment variables as `${NAME}`, expanded when the config is loaded
+//! (`storyreel_runtime::paths`); `${STORYREEL_CACHE}` falls back to
+//! `$HOME/.cache/storyreel` as in the Makefile, so the defaults point where `make models`
+//! puts MiniLM and the demo catalog.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use storyreel_runtime::{
-    ServerConfig, Validate, ValidationError, config::check_range, telemetry::TelemetryConfig,
+    ServerConfig, Validate, ValidationError,
+    config::check_range,
+    paths::{deserialize_expanded_path, expanded_default},
+    telemetry::TelemetryConfig,
 };
 use storyreel_tensors::StoreConfig;
 
@@ -273,49 +277,6 @@ fn check_float(field: &str, value: f32, min: f32, max: f32) -> Result<(), Valida
     Ok(())
 }
 
-fn expanded_default(raw: &str) -> PathBuf {
-    PathBuf::from(expand_vars(raw, env_lookup).unwrap_or_else(|_| raw.into()))
-}
-
-fn deserialize_expanded_path<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
-    let raw = String::deserialize(d)?;
-    expand_vars(&raw, env_lookup)
-        .map(PathBuf::from)
-        .map_err(serde::de::Error::custom)
-}
-
-/// The process environment, with the cache default of the Makefile.
-fn env_lookup(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if name == "STORYREEL_CACHE" => std::env::var("HOME")
-            .ok()
-            .map(|home| format!("{home}/.cache/storyreel")),
-        _ => None,
-    }
-}
-
-/// Replaces every `${NAME}` in `text` with `lookup(NAME)`; an unset variable or an
-/// unterminated `${` is an error naming it.
-pub fn expand_vars(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unterminated `${{` in `{text}`"))?;
-        let name = &after[..end];
-        let value = lookup(name)
-            .ok_or_else(|| format!("environment variable `{name}` (used in `{text}`) is not set"))?;
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,12 +303,5 @@ mod tests {
         let mut config = RetrievalConfig::default();
         config.encoder.device = "tpu".into();
         assert_eq!(config.validate().unwrap_err().field, "encoder.device");
-    }
-
-    #[test]
-    fn variables_expand() {
-        let lookup = |name: &str| (name == "A").then(|| "/x".to_string());
-        assert_eq!(expand_vars("${A}/catalog", lookup).unwrap(), "/x/catalog");
-        assert!(expand_vars("${B}/catalog", lookup).unwrap_err().contains("`B`"));
     }
 }

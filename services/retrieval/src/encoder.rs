@@ -5,7 +5,6 @@
 //! concurrent searches share forward passes. A full queue is RESOURCE_EXHAUSTED.
 
 use crate::{catalog::EmbeddingModel, config::EncoderConfig, error::RetrievalError};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use storyreel_nn::{
     DeviceSpec,
@@ -166,12 +165,10 @@ impl Embedder for EncoderWorker {
 /// SHA-256 of `model.safetensors`.
 pub fn model_identity(dir: &Path) -> Result<EmbeddingModel, RetrievalError> {
     let weights = dir.join("model.safetensors");
-    let mut file = std::fs::File::open(&weights).map_err(|e| RetrievalError::NotReady {
-        reason: format!("opening {}: {e} (run `make models`)", weights.display()),
-    })?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| RetrievalError::io("reading", &weights, e))?;
-    let weights_sha256 = hex::encode(hasher.finalize());
+    let weights_sha256 =
+        storyreel_runtime::model::sha256_file(&weights).map_err(|e| RetrievalError::NotReady {
+            reason: format!("reading {}: {e} (run `make models`)", weights.display()),
+        })?;
     let version = std::fs::read_to_string(dir.join(".stamp"))
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_string))

@@ -10,6 +10,10 @@ pub enum RetrievalError {
     #[error(transparent)]
     Validation(#[from] ValidationError),
 
+    /// The call is pinned to a model version this server does not serve.
+    #[error(transparent)]
+    ModelPin(#[from] storyreel_runtime::job::ModelPinMismatch),
+
     /// Too many searches in flight, or the encoder queue is full.
     #[error("{what} is full ({capacity} waiting); retry later or on another replica")]
     Overloaded { what: &'static str, capacity: usize },
@@ -79,6 +83,7 @@ impl HasErrorCode for RetrievalError {
     fn error_code(&self) -> ErrorCode {
         match self {
             RetrievalError::Validation(_) => ErrorCode::Validation,
+            RetrievalError::ModelPin(e) => e.error_code(),
             RetrievalError::Overloaded { .. } => ErrorCode::Overloaded,
             RetrievalError::NotReady { .. } => ErrorCode::NotReady,
             RetrievalError::DeadlineExceeded => ErrorCode::Timeout,
@@ -121,6 +126,14 @@ mod tests {
                 Code::Unavailable,
             ),
             (RetrievalError::DeadlineExceeded, Code::DeadlineExceeded),
+            (
+                RetrievalError::from(storyreel_runtime::job::ModelPinMismatch {
+                    wanted: "v2".into(),
+                    served: "v1".into(),
+                    model: "all-minilm-l6-v2".into(),
+                }),
+                Code::FailedPrecondition,
+            ),
             (
                 RetrievalError::CatalogBusy { dir: "/c".into() },
                 Code::Unavailable,

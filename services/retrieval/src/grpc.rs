@@ -27,8 +27,12 @@ use storyreel_proto::{
         retrieval_service_server::{RetrievalService, RetrievalServiceServer},
     },
 };
-use storyreel_runtime::{ServerConfig, ValidationError, tensor_ref, to_status, with_message_limits};
-use tonic::{Request, Response, Status, Streaming, metadata::MetadataMap};
+use storyreel_runtime::{
+    ServerConfig, ValidationError,
+    job::{earliest, grpc_deadline},
+    tensor_ref, to_status, with_message_limits,
+};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 /// The tonic service over any [`Retrieval`].
@@ -65,14 +69,10 @@ impl RetrievalService for RetrievalGrpc {
         let (metadata, _, message) = request.into_parts();
         let request = validate_search(message, &self.config.search).map_err(|e| status(e.into()))?;
         let now = Instant::now();
-        let deadline = [
-            request.deadline,
-            grpc_deadline(&metadata, now),
+        let deadline = earliest(
+            earliest(request.deadline, grpc_deadline(&metadata, now)),
             now.checked_add(self.config.server.request_timeout()),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        )
         .unwrap_or(now + Duration::from_secs(60));
         if deadline <= now {
             return Err(status(RetrievalError::DeadlineExceeded));
@@ -80,7 +80,7 @@ impl RetrievalService for RetrievalGrpc {
         let span = tracing::info_span!(
             "retrieval.search",
             job_id = request.job.job_id.as_deref().unwrap_or(""),
-            scene = request.scene_index.unwrap_or(0),
+            scene = request.job.scene_index.unwrap_or(0),
             keywords = request.keywords.len(),
             k = request.k,
         );
@@ -150,26 +150,6 @@ fn clip_spec(c: wire::ClipSpec) -> ClipSpec {
         licence: c.licence,
         source_uri: c.source_uri,
     }
-}
-
-/// The deadline of a `grpc-timeout` header (`<1-8 digits><H|M|S|m|u|n>`), if valid.
-fn grpc_deadline(metadata: &MetadataMap, now: Instant) -> Option<Instant> {
-    let value = metadata.get("grpc-timeout")?.to_str().ok()?;
-    if value.len() < 2 || !value.is_ascii() {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    let n: u64 = digits.parse().ok()?;
-    let d = match unit {
-        "H" => Duration::from_secs(n.checked_mul(3600)?),
-        "M" => Duration::from_secs(n.checked_mul(60)?),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    };
-    now.checked_add(d)
 }
 
 fn timestamp(t: std::time::SystemTime) -> Option<prost_types::Timestamp> {

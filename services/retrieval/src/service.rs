@@ -16,17 +16,10 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use storyreel_runtime::{job::JobInfo, model::ModelInfo};
 use storyreel_tensors::{DType, Tensor, TensorRef, TensorStore};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-
-/// Who is asking (logs, tensor keys).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct JobInfo {
-    /// `None`: an ad-hoc call; the server makes a job id for the tensor key.
-    pub job_id: Option<String>,
-    pub request_id: Option<String>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameSpec {
@@ -38,8 +31,9 @@ pub struct FrameSpec {
 /// A validated Search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
+    /// Job id (`None`: an ad-hoc call; the server makes one for the tensor key), scene
+    /// index (the tensor key's scene; unset: 0), model pin, request id.
     pub job: JobInfo,
-    pub scene_index: Option<u32>,
     pub deadline: Option<Instant>,
     pub keywords: Vec<String>,
     /// Empty: rank by BM25 only.
@@ -129,6 +123,13 @@ impl CatalogRetrieval {
 #[async_trait::async_trait]
 impl Retrieval for CatalogRetrieval {
     async fn search(&self, request: SearchRequest) -> Result<SearchResult, RetrievalError> {
+        let served = self.embedder.model();
+        request.job.check_model_pin(&ModelInfo {
+            name: served.name.clone(),
+            version: served.version.clone(),
+            weights_sha256: served.weights_sha256.clone(),
+            components: Vec::new(),
+        })?;
         let queued = Instant::now();
         let _slot = self
             .slots
@@ -188,7 +189,7 @@ impl Retrieval for CatalogRetrieval {
                 let key = self.store.keys().tensor(
                     &job,
                     "retrieval",
-                    request.scene_index.unwrap_or(0),
+                    request.job.scene_index.unwrap_or(0),
                     "frames",
                 )?;
                 (Some(self.store.put(&key, &tensor, None).await?), times)

@@ -5,14 +5,14 @@ use crate::{
     catalog::Filters,
     config::SearchConfig,
     ingest::{ClipSpec, IngestOptions},
-    service::{FrameSpec, JobInfo, SearchRequest},
+    service::{FrameSpec, SearchRequest},
 };
-use std::time::{Instant, SystemTime};
-use storyreel_proto::{
-    common::JobContext,
-    retrieval::{self as wire},
+use storyreel_proto::retrieval::{self as wire};
+use storyreel_runtime::{
+    ValidationError,
+    job::validate_context,
+    text::{check_max_chars, check_no_control_chars, excerpt},
 };
-use storyreel_runtime::ValidationError;
 
 pub const KEYWORDS_MAX: usize = 32;
 pub const KEYWORD_MAX_CHARS: usize = 64;
@@ -29,9 +29,6 @@ pub const TAGS_MAX: usize = 32;
 pub const TAG_MAX_CHARS: usize = 64;
 pub const LICENCE_MAX_CHARS: usize = 64;
 pub const SOURCE_URI_MAX_CHARS: usize = 1024;
-pub const JOB_ID_MAX_CHARS: usize = 64;
-pub const REQUEST_ID_MAX_CHARS: usize = 128;
-pub const SCENE_INDEX_MAX: u32 = 7;
 
 /// A frame side: 64-1024, a multiple of 8 (the VAE's factor).
 pub fn check_frame_side(field: &str, value: u32) -> Result<(), ValidationError> {
@@ -59,7 +56,7 @@ pub fn validate_search(
         frames,
         skip_frames,
     } = request;
-    let (job, scene_index, deadline) = validate_context(context.unwrap_or_default())?;
+    let (job, deadline) = validate_context(context)?;
 
     if keywords.is_empty() || keywords.len() > KEYWORDS_MAX {
         return Err(ValidationError::new(
@@ -116,7 +113,6 @@ pub fn validate_search(
     }
     Ok(SearchRequest {
         job,
-        scene_index,
         deadline,
         keywords: cleaned,
         prompt,
@@ -238,7 +234,7 @@ pub fn validate_clip(spec: &ClipSpec) -> Result<ClipSpec, ValidationError> {
             "clip.clip_id",
             format!(
                 "must be 1-{CLIP_ID_MAX_CHARS} characters of [A-Za-z0-9._-], not only dots, got {:?}",
-                truncate(id, 80)
+                excerpt(id, 80)
             ),
         ));
     }
@@ -291,100 +287,10 @@ pub fn validate_clip(spec: &ClipSpec) -> Result<ClipSpec, ValidationError> {
     })
 }
 
-fn validate_context(context: JobContext) -> Result<(JobInfo, Option<u32>, Option<Instant>), ValidationError> {
-    let JobContext {
-        job_id,
-        scene_index,
-        seed: _,
-        deadline,
-        model_pin: _,
-        request_id,
-        bypass_cache: _,
-    } = context;
-    let job_id_ok = job_id.len() <= JOB_ID_MAX_CHARS
-        && job_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !job_id_ok {
-        return Err(ValidationError::new(
-            "context.job_id",
-            format!(
-                "must be 1-{JOB_ID_MAX_CHARS} characters of [A-Za-z0-9_-] (or empty), got {:?}",
-                truncate(&job_id, 80)
-            ),
-        ));
-    }
-    if let Some(scene) = scene_index.filter(|s| *s > SCENE_INDEX_MAX) {
-        return Err(ValidationError::new(
-            "context.scene_index",
-            format!("must be between 0 and {SCENE_INDEX_MAX}, got {scene}"),
-        ));
-    }
-    check_max_chars("context.request_id", &request_id, REQUEST_ID_MAX_CHARS)?;
-    check_no_control_chars("context.request_id", &request_id)?;
-    let deadline = match deadline {
-        None => None,
-        Some(ts) => {
-            let time = SystemTime::try_from(ts).map_err(|_| {
-                ValidationError::new(
-                    "context.deadline",
-                    format!(
-                        "must be a valid timestamp, got seconds={} nanos={}",
-                        ts.seconds, ts.nanos
-                    ),
-                )
-            })?;
-            let now = Instant::now();
-            Some(match time.duration_since(SystemTime::now()) {
-                Ok(left) => now
-                    .checked_add(left)
-                    .unwrap_or(now + std::time::Duration::from_secs(86_400 * 365)),
-                Err(_) => now,
-            })
-        }
-    };
-    let non_empty = |s: String| (!s.is_empty()).then_some(s);
-    Ok((
-        JobInfo {
-            job_id: non_empty(job_id),
-            request_id: non_empty(request_id),
-        },
-        scene_index,
-        deadline,
-    ))
-}
-
-fn check_max_chars(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
-    let chars = value.chars().count();
-    if chars > max {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {max} characters, got {chars}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_no_control_chars(field: &str, value: &str) -> Result<(), ValidationError> {
-    match value.chars().find(|c| c.is_control() && !c.is_whitespace()) {
-        Some(c) => Err(ValidationError::new(
-            field,
-            format!("must not contain control characters, found U+{:04X}", c as u32),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use storyreel_proto::common::JobContext;
 
     fn valid() -> wire::SearchRequest {
         wire::SearchRequest {

@@ -263,6 +263,25 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
         assert_eq!(status.message(), message);
     }
 
+    // A call pinned to another encoder version: FAILED_PRECONDITION naming both.
+    let pinned = SearchRequest {
+        context: Some(JobContext {
+            model_pin: Some(storyreel_proto::common::ModelPin {
+                version: "some-other-version".into(),
+                endpoint_group: "canary".into(),
+            }),
+            ..Default::default()
+        }),
+        ..valid()
+    };
+    let status = running.client.search(pinned).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status.message().contains("some-other-version"),
+        "{}",
+        status.message()
+    );
+
     // Ingest: options out of range, and options after a clip.
     let status = running
         .client
