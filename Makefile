@@ -12,12 +12,13 @@ export LD_LIBRARY_PATH := $(LIBTORCH_LINK)/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBR
 CARGO ?= cargo
 NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
 
-.PHONY: help setup build test run mesh models bench lint fmt clean
+.PHONY: help setup build test run mesh models bench ingest lint fmt clean
 
 help:
 	@echo "make run    - the embedded demo (sets up everything first)"
 	@echo "make test   - the whole test suite (sets up everything first)"
 	@echo "make setup | build | models | mesh | bench | lint | fmt | clean"
+	@echo "make ingest MANIFEST=clips.jsonl [INGEST_FLAGS=--replace] - add clips to the retrieval catalog"
 
 ## setup: Debian packages when missing, libtorch into $(STORYREEL_CACHE), ./.libtorch link
 setup: $(LIBTORCH_LINK)/.complete
@@ -54,6 +55,12 @@ mesh: setup
 bench: setup models
 	$(CARGO) bench -p storyreel-tensors
 	$(CARGO) bench -p storyreel-story-llm --bench scenes_per_minute
+	$(CARGO) bench -p storyreel-retrieval --bench search
+
+## ingest: a JSONL clip manifest into the retrieval catalog (services/retrieval/README.md)
+ingest: setup models
+	@test -n "$(MANIFEST)" || { echo "make ingest: set MANIFEST=<clips.jsonl>" >&2; exit 2; }
+	$(CARGO) run --quiet -p storyreel-retrieval --bin storyreel-ingest -- --manifest "$(MANIFEST)" $(INGEST_FLAGS)
 
 lint: setup
 	$(CARGO) fmt --all -- --check

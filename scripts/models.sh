@@ -38,6 +38,10 @@ CLIP_TOKENIZER_NAME=clip-tokenizer
 CLIP_TOKENIZER_PACKAGE=open_clip_torch==3.3.0
 CLIP_TOKENIZER_WHEEL_SHA256=c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce
 CLIP_TOKENIZER_RECIPE=1
+# The demo clip catalog (issue 8): clips made from photographs in Debian wallpaper packages
+# (scripts/demo-catalog.tsv), ingested with the MiniLM above into $STORYREEL_CACHE/catalog.
+DEMO_LIST="$repo_root/scripts/demo-catalog.tsv"
+DEMO_RECIPE=1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -147,6 +151,92 @@ clip_tokenizer() {
   finish "$CLIP_TOKENIZER_NAME" "$stamp"
 }
 
+# demo_catalog: the clips (demo-clips/: <id>.mp4 + manifest.jsonl) and the catalog
+# (catalog/) built from scripts/demo-catalog.tsv. The Debian packages are fetched with
+# `apt-get download` (no root) into $cache/debs and unpacked in a temporary directory;
+# each picture becomes a 2.5 s, 24 fps H.264 clip with a slow zoom or pan (zoompan).
+# The stamp covers the list, the recipe and the encoder, whose embeddings the catalog holds.
+demo_catalog() {
+  local list_sha minilm_stamp stamp
+  list_sha="$(sha256sum "$DEMO_LIST" | cut -c1-16)"
+  minilm_stamp="$(cat "$models/$MINILM_NAME/.stamp")"
+  stamp="demo-catalog list=$list_sha recipe=$DEMO_RECIPE encoder=[$minilm_stamp]"
+  if [[ -f "$cache/catalog/.stamp" && "$(cat "$cache/catalog/.stamp")" == "$stamp" ]]; then
+    echo "models: demo catalog up to date ($stamp)"
+    return
+  fi
+  echo "models: demo catalog: fetching wallpaper packages"
+  local debs="$cache/debs" unpacked="$work/demo-debs"
+  mkdir -p "$debs" "$unpacked"
+  local pkg
+  for pkg in $(grep -v '^#' "$DEMO_LIST" | cut -f2 | sort -u); do
+    if ! compgen -G "$debs/${pkg}_*.deb" >/dev/null; then
+      if ! (cd "$debs" && apt-get download -q "$pkg" >/dev/null 2>&1); then
+        # A fresh machine may have no package lists yet.
+        echo "models: apt-get download $pkg failed; updating the package lists"
+        $([[ "$(id -u)" -ne 0 ]] && echo sudo) apt-get update -qq
+        (cd "$debs" && apt-get download -q "$pkg" >/dev/null 2>&1) || true
+      fi
+    fi
+    local deb
+    deb="$(compgen -G "$debs/${pkg}_*.deb" | head -n 1)"
+    if [[ -z "$deb" ]]; then
+      echo "models: apt-get download $pkg failed (run apt-get update?)" >&2
+      exit 1
+    fi
+    dpkg-deb -x "$deb" "$unpacked/$pkg"
+  done
+
+  local clips="$cache/demo-clips.partial"
+  rm -rf "$clips"
+  mkdir -p "$clips"
+  local id package path orientation motion licence tags caption size box z x
+  while IFS=$'\t' read -r id package path orientation motion licence tags caption; do
+    [[ -z "$id" || "$id" == \#* ]] && continue
+    case "$orientation" in
+      landscape) size=640x360 box=1280:720 ;;
+      portrait) size=360x640 box=720:1280 ;;
+      *) echo "models: $id: unknown orientation $orientation" >&2; exit 1 ;;
+    esac
+    case "$motion" in
+      zoom-in) z="1+0.2*on/59" x="iw/2-(iw/zoom/2)" ;;
+      zoom-out) z="1.2-0.2*on/59" x="iw/2-(iw/zoom/2)" ;;
+      pan-right) z="1.2" x="(iw-iw/zoom)*on/59" ;;
+      pan-left) z="1.2" x="(iw-iw/zoom)*(1-on/59)" ;;
+      *) echo "models: $id: unknown motion $motion" >&2; exit 1 ;;
+    esac
+    ffmpeg -v error -nostdin -y -loop 1 -i "$unpacked/$package/$path" -vf \
+      "scale=$box:force_original_aspect_ratio=increase,crop=$box,zoompan=z='$z':x='$x':y='ih/2-(ih/zoom/2)':d=60:s=$size:fps=24,format=yuv420p" \
+      -frames:v 60 -c:v libx264 -preset veryfast -crf 20 -movflags +faststart "$clips/$id.mp4"
+    "$python" -c 'import json, sys
+id, package, path, licence, tags, caption = sys.argv[1:]
+print(json.dumps({"clip_id": id, "caption": caption, "tags": tags.split(","), "video": id + ".mp4",
+                  "licence": licence, "source_uri": "debian:" + package + ":/" + path}))' \
+      "$id" "$package" "$path" "$licence" "$tags" "$caption" >>"$clips/manifest.jsonl"
+  done <"$DEMO_LIST"
+  rm -rf "$cache/demo-clips"
+  mv "$clips" "$cache/demo-clips"
+  echo "models: demo catalog: $(wc -l <"$cache/demo-clips/manifest.jsonl") clips in $cache/demo-clips"
+
+  echo "models: demo catalog: ingesting (storyreel-ingest)"
+  (cd "$repo_root" && "${CARGO:-cargo}" build --quiet -p storyreel-retrieval --bin storyreel-ingest)
+  local partial="$cache/catalog.partial"
+  rm -rf "$partial"
+  "${CARGO_TARGET_DIR:-$repo_root/target}/debug/storyreel-ingest" --strict --frames 8 \
+    --manifest "$cache/demo-clips/manifest.jsonl" --catalog "$partial" \
+    --model-dir "$models/$MINILM_NAME" >"$work/ingest.log" || {
+    cat "$work/ingest.log" >&2
+    echo "models: demo catalog: ingest failed" >&2
+    exit 1
+  }
+  tail -n 1 "$work/ingest.log"
+  echo "$stamp" >"$partial/.stamp"
+  rm -rf "$cache/catalog"
+  mv "$partial" "$cache/catalog"
+  echo "models: demo catalog ready in $cache/catalog ($(du -sh "$cache/catalog" | cut -f1))"
+}
+
 smollm2
 minilm
 clip_tokenizer
+demo_catalog

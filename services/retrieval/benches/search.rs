@@ -1,0 +1,252 @@
+//! Search latency and index build rate at scale (issue 8): synthetic captions
+//! (`storyreel_retrieval::synthetic`), BM25 top-100 + embedding re-rank, with and without
+//! the query embedding (MiniLM on its worker thread), p50/p99 and QPS; index build rate in
+//! clips/s without video. Run with `make bench` or
+//! `cargo bench -p storyreel-retrieval --bench search`.
+//!
+//! Environment:
+//! - `RETRIEVAL_BENCH_SIZES` (default `10000,100000`): catalog sizes, e.g. add `1000000`;
+//! - `RETRIEVAL_BENCH_QUERIES` (default 300): timed queries per mode;
+//! - `RETRIEVAL_BENCH_THREADS` (default 2): tokio workers and tantivy indexing threads;
+//! - `RETRIEVAL_BENCH_TORCH_THREADS` (default 1): libtorch intra-op threads of the encoder
+//!   worker. One thread for the model and one for tantivy is the "2 threads" set-up; with 2
+//!   intra-op threads on a CPU shared with other processes the query embedding's p99
+//!   grows tenfold (OpenMP stragglers), see services/retrieval/README.md.
+//!
+//! Catalog embeddings are seeded pseudo-random unit vectors (embedding 1M captions with
+//! MiniLM on 2 cores would take hours; the re-rank's cost does not depend on the values).
+//! The MiniLM embedding rate is measured separately, so the build rate with real caption
+//! embeddings follows from the two figures.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+use storyreel_retrieval::{
+    catalog::{Boosts, Catalog, CatalogOptions, EmbeddingModel, Filters, schema::ClipRecord},
+    config::{EncoderConfig, SearchConfig},
+    encoder::{Embedder, EncoderWorker},
+    search::{RankQuery, Weights, rank, rerank},
+    synthetic::{CaptionGenerator, pseudo_embedding, query_keywords},
+};
+
+const DIM: usize = 384;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Row {
+    size: usize,
+    mode: &'static str,
+    p50: Duration,
+    p99: Duration,
+    qps: f64,
+    candidates: f64,
+}
+
+fn main() {
+    let threads: usize = env_or("RETRIEVAL_BENCH_THREADS", 2);
+    let queries: usize = env_or("RETRIEVAL_BENCH_QUERIES", 300);
+    let torch_threads: usize = env_or("RETRIEVAL_BENCH_TORCH_THREADS", 1);
+    let sizes: Vec<usize> = std::env::var("RETRIEVAL_BENCH_SIZES")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+
+    let cache = std::env::var("STORYREEL_CACHE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/storyreel"));
+    let encoder_config = EncoderConfig {
+        model_dir: cache.join("models/all-minilm-l6-v2"),
+        threads: torch_threads,
+        ..EncoderConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    let encoder: Arc<dyn Embedder> =
+        Arc::new(EncoderWorker::start(&encoder_config).expect("run `make models`"));
+
+    // MiniLM caption throughput (what a real ingest pays per clip on top of the index).
+    let captions: Vec<String> = CaptionGenerator::new(99).take(512).map(|c| c.caption).collect();
+    runtime.block_on(encoder.embed(captions[..32].to_vec())).unwrap();
+    let t = Instant::now();
+    runtime.block_on(encoder.embed(captions.clone())).unwrap();
+    let embed_rate = captions.len() as f64 / t.elapsed().as_secs_f64();
+
+    let search = SearchConfig::default();
+    let boosts = Boosts {
+        caption: search.caption_boost,
+        tags: search.tags_boost,
+    };
+    let weights = Weights {
+        bm25: search.bm25_weight,
+        embedding: search.embedding_weight,
+    };
+    let filters = Filters::default();
+    let mut rows = Vec::new();
+    let mut builds = Vec::new();
+    for &size in &sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(
+            dir.path(),
+            CatalogOptions {
+                embedding_model: EmbeddingModel {
+                    name: "pseudo".into(),
+                    ..Default::default()
+                },
+                embedding_dim: DIM,
+                writer_memory_bytes: 256 << 20,
+                writer_threads: threads,
+            },
+        )
+        .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(size as u64);
+        let t = Instant::now();
+        let mut writer = catalog.writer().unwrap();
+        for clip in CaptionGenerator::new(1).take(size) {
+            let record = ClipRecord {
+                clip_id: clip.clip_id,
+                caption: clip.caption,
+                tags: clip.tags,
+                duration_s: 2.5,
+                fps: 24.0,
+                width: 640,
+                height: 360,
+                licence: "CC0-1.0".into(),
+                source_uri: String::new(),
+                ingest_time: SystemTime::now(),
+                frame_count: 0,
+            };
+            writer.upsert(&record, &pseudo_embedding(&mut rng, DIM)).unwrap();
+        }
+        writer.finish().unwrap();
+        let build = t.elapsed();
+        let stats = catalog.stats().unwrap();
+        builds.push((size, build, stats.index_bytes, stats.segment_count));
+        eprintln!("built {size} clips in {:.1} s", build.as_secs_f64());
+
+        let mut qrng = ChaCha8Rng::seed_from_u64(7);
+        let prompts: Vec<String> = CaptionGenerator::new(12345)
+            .take(queries)
+            .map(|c| c.caption)
+            .collect();
+        let keyword_sets: Vec<Vec<String>> = (0..queries).map(|_| query_keywords(&mut qrng)).collect();
+        let prompt_vectors: Vec<Vec<f32>> = runtime.block_on(encoder.embed(prompts.clone())).unwrap();
+
+        for mode in ["bm25 only", "bm25 + rerank", "bm25 + rerank + query embedding"] {
+            // warm-up
+            for i in 0..20.min(queries) {
+                let snapshot = catalog.snapshot();
+                let q = RankQuery {
+                    keywords: &keyword_sets[i],
+                    prompt_embedding: (mode != "bm25 only").then_some(prompt_vectors[i].as_slice()),
+                    filters: &filters,
+                    k: 5,
+                    candidates: 100,
+                    boosts,
+                    weights,
+                };
+                rank(&snapshot, &q).unwrap();
+            }
+            let mut latencies = Vec::with_capacity(queries);
+            let mut considered = 0u64;
+            let started = Instant::now();
+            for i in 0..queries {
+                let t = Instant::now();
+                let ranking = if mode == "bm25 + rerank + query embedding" {
+                    // As the service does it: BM25 here while the worker embeds the prompt.
+                    let embedding = runtime.spawn({
+                        let encoder = encoder.clone();
+                        let prompt = prompts[i].clone();
+                        async move { encoder.embed(vec![prompt]).await }
+                    });
+                    let snapshot = catalog.snapshot();
+                    let found = snapshot.bm25(&keyword_sets[i], boosts, &filters, 100).unwrap();
+                    let embedded = runtime.block_on(embedding).unwrap().unwrap().remove(0);
+                    rerank(&snapshot, found, Some(&embedded), 5, weights).unwrap()
+                } else {
+                    let prompt_embedding = (mode == "bm25 + rerank").then_some(prompt_vectors[i].as_slice());
+                    let snapshot = catalog.snapshot();
+                    rank(
+                        &snapshot,
+                        &RankQuery {
+                            keywords: &keyword_sets[i],
+                            prompt_embedding,
+                            filters: &filters,
+                            k: 5,
+                            candidates: 100,
+                            boosts,
+                            weights,
+                        },
+                    )
+                    .unwrap()
+                };
+                considered += ranking.candidates_considered as u64;
+                latencies.push(t.elapsed());
+            }
+            let total = started.elapsed();
+            latencies.sort();
+            rows.push(Row {
+                size,
+                mode,
+                p50: percentile(&latencies, 0.5),
+                p99: percentile(&latencies, 0.99),
+                qps: queries as f64 / total.as_secs_f64(),
+                candidates: considered as f64 / queries as f64,
+            });
+        }
+    }
+
+    println!(
+        "\nretrieval search benchmark: {threads} tokio/tantivy threads, {torch_threads} libtorch thread(s), \
+         {queries} queries per row, k=5, BM25 top-100"
+    );
+    println!("\n| clips | mode | p50 ms | p99 ms | QPS (1 client) | mean candidates |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.0} | {:.0} |",
+            r.size,
+            r.mode,
+            ms(r.p50),
+            ms(r.p99),
+            r.qps,
+            r.candidates
+        );
+    }
+    println!(
+        "\n| clips | index build (no video, pseudo embeddings) | clips/s | index + embeddings on disk | segments |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for (size, build, bytes, segments) in &builds {
+        println!(
+            "| {size} | {:.1} s | {:.0} | {:.1} MiB | {segments} |",
+            build.as_secs_f64(),
+            *size as f64 / build.as_secs_f64(),
+            *bytes as f64 / (1 << 20) as f64
+        );
+    }
+    println!("\nMiniLM caption embedding on the worker (batch 32): {embed_rate:.0} captions/s");
+}

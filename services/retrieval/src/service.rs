@@ -1,0 +1,272 @@
+//! The plain service trait [`Retrieval`] (no tonic types) and its implementation over a
+//! catalog, an encoder and a tensor store: [`CatalogRetrieval`].
+
+use crate::{
+    catalog::{Boosts, Catalog, CatalogStats, EmbeddingModel, Filters},
+    config::{IngestConfig, SearchConfig},
+    encoder::Embedder,
+    error::RetrievalError,
+    frames,
+    ingest::{self, ClipSpec, IngestEvent, IngestOptions, Ingestor},
+    search::{self, Hit, Weights},
+};
+use futures::stream::BoxStream;
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use storyreel_runtime::{job::JobInfo, model::ModelInfo};
+use storyreel_tensors::{DType, Tensor, TensorRef, TensorStore};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSpec {
+    pub width: u32,
+    pub height: u32,
+    pub count: u32,
+}
+
+/// A validated Search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// Job id (`None`: an ad-hoc call; the server makes one for the tensor key), scene
+    /// index (the tensor key's scene; unset: 0), model pin, request id.
+    pub job: JobInfo,
+    pub deadline: Option<Instant>,
+    pub keywords: Vec<String>,
+    /// Empty: rank by BM25 only.
+    pub prompt: String,
+    pub k: u32,
+    pub candidates: u32,
+    pub filters: Filters,
+    pub frames: FrameSpec,
+    pub skip_frames: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResult {
+    pub hits: Vec<Hit>,
+    /// The winning clip's frames, u8 (F, 3, H, W); `None` when no hit or `skip_frames`.
+    pub frames: Option<TensorRef>,
+    pub frame_times_s: Vec<f64>,
+    pub model: EmbeddingModel,
+    pub candidates_considered: u32,
+    /// Waiting for a search slot.
+    pub queue_time: Duration,
+    /// Embedding, ranking and frames.
+    pub compute_time: Duration,
+}
+
+/// Catalog stats with the model they were made with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceStats {
+    pub catalog: CatalogStats,
+    pub embedding_model: EmbeddingModel,
+    pub embedding_dim: usize,
+}
+
+pub type IngestEvents = BoxStream<'static, Result<IngestEvent, RetrievalError>>;
+pub type ClipStream = BoxStream<'static, Result<ClipSpec, RetrievalError>>;
+
+#[async_trait::async_trait]
+pub trait Retrieval: Send + Sync {
+    /// Ranks the catalog for one scene and stores the best clip's frames.
+    async fn search(&self, request: SearchRequest) -> Result<SearchResult, RetrievalError>;
+    /// Ingests `clips`; events as they happen, the summary last.
+    fn ingest(&self, options: IngestOptions, clips: ClipStream) -> IngestEvents;
+    async fn stats(&self) -> Result<ServiceStats, RetrievalError>;
+}
+
+/// [`Retrieval`] over an on-disk [`Catalog`].
+pub struct CatalogRetrieval {
+    catalog: Arc<Catalog>,
+    embedder: Arc<dyn Embedder>,
+    store: Arc<dyn TensorStore>,
+    ingestor: Arc<Ingestor>,
+    search: SearchConfig,
+    slots: Arc<Semaphore>,
+}
+
+impl CatalogRetrieval {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        embedder: Arc<dyn Embedder>,
+        store: Arc<dyn TensorStore>,
+        search: SearchConfig,
+        ingest: IngestConfig,
+        media_root: PathBuf,
+    ) -> Self {
+        let ingestor = Arc::new(Ingestor::new(
+            catalog.clone(),
+            embedder.clone(),
+            ingest,
+            media_root,
+        ));
+        let slots = Arc::new(Semaphore::new(search.max_concurrent));
+        CatalogRetrieval {
+            catalog,
+            embedder,
+            store,
+            ingestor,
+            search,
+            slots,
+        }
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+}
+
+#[async_trait::async_trait]
+impl Retrieval for CatalogRetrieval {
+    async fn search(&self, request: SearchRequest) -> Result<SearchResult, RetrievalError> {
+        let served = self.embedder.model();
+        request.job.check_model_pin(&ModelInfo {
+            name: served.name.clone(),
+            version: served.version.clone(),
+            weights_sha256: served.weights_sha256.clone(),
+            components: Vec::new(),
+        })?;
+        let queued = Instant::now();
+        let _slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| RetrievalError::Overloaded {
+                what: "the search pool",
+                capacity: self.search.max_concurrent,
+            })?;
+        let started = Instant::now();
+        let catalog = self.catalog.clone();
+        let boosts = Boosts {
+            caption: self.search.caption_boost,
+            tags: self.search.tags_boost,
+        };
+        let weights = Weights {
+            bm25: self.search.bm25_weight,
+            embedding: self.search.embedding_weight,
+        };
+        let (keywords, filters, candidates) = (
+            request.keywords.clone(),
+            request.filters.clone(),
+            request.candidates as usize,
+        );
+        // BM25 on the blocking pool while the encoder thread embeds the prompt.
+        let bm25 = ingest::blocking(move || {
+            let snapshot = catalog.snapshot();
+            let found = snapshot.bm25(&keywords, boosts, &filters, candidates)?;
+            Ok((snapshot, found))
+        });
+        let embed = async {
+            if request.prompt.is_empty() {
+                return Ok(None);
+            }
+            let mut rows = self.embedder.embed(vec![request.prompt.clone()]).await?;
+            rows.pop()
+                .map(Some)
+                .ok_or_else(|| RetrievalError::Internal("no prompt embedding".into()))
+        };
+        let (bm25, prompt_embedding) = tokio::join!(bm25, embed);
+        let (snapshot, found) = bm25?;
+        let prompt_embedding = prompt_embedding?;
+        let k = request.k as usize;
+        let ranking = ingest::blocking(move || {
+            search::rerank(&snapshot, found, prompt_embedding.as_deref(), k, weights)
+        })
+        .await?;
+
+        let (frames, frame_times_s) = match ranking.hits.first() {
+            Some(best) if !request.skip_frames => {
+                let (tensor, times) = self.load_frames(&best.record.clip_id, request.frames).await?;
+                let job = request
+                    .job
+                    .job_id
+                    .clone()
+                    .unwrap_or_else(|| format!("adhoc-{:016x}", rand::random::<u64>()));
+                let key = self.store.keys().tensor(
+                    &job,
+                    "retrieval",
+                    request.job.scene_index.unwrap_or(0),
+                    "frames",
+                )?;
+                (Some(self.store.put(&key, &tensor, None).await?), times)
+            }
+            _ => (None, Vec::new()),
+        };
+        let compute_time = started.elapsed();
+        let model = self.embedder.model().clone();
+        metrics::histogram!(
+            "storyreel_retrieval_search_seconds",
+            "model_version" => model.version.clone(),
+            "frames" => if frames.is_some() { "yes" } else { "no" },
+        )
+        .record(compute_time.as_secs_f64());
+        metrics::histogram!("storyreel_retrieval_candidates").record(ranking.candidates_considered as f64);
+        Ok(SearchResult {
+            hits: ranking.hits,
+            frames,
+            frame_times_s,
+            model,
+            candidates_considered: ranking.candidates_considered,
+            queue_time: started - queued,
+            compute_time,
+        })
+    }
+
+    fn ingest(&self, options: IngestOptions, clips: ClipStream) -> IngestEvents {
+        let (events_tx, mut events_rx) = mpsc::channel(64);
+        let (out_tx, out_rx) = mpsc::channel(64);
+        let ingestor = self.ingestor.clone();
+        let forward_tx = out_tx.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                let _ = forward_tx.send(Ok(event)).await;
+            }
+        });
+        tokio::spawn(async move {
+            let result = ingestor.run(options, clips, events_tx).await;
+            let _ = forward.await;
+            if let Err(e) = result {
+                let _ = out_tx.send(Err(e)).await;
+            }
+        });
+        Box::pin(ReceiverStream::new(out_rx))
+    }
+
+    async fn stats(&self) -> Result<ServiceStats, RetrievalError> {
+        let catalog = self.catalog.clone();
+        let stats = ingest::blocking(move || catalog.stats()).await?;
+        Ok(ServiceStats {
+            catalog: stats,
+            embedding_model: self.embedder.model().clone(),
+            embedding_dim: self.embedder.dimension(),
+        })
+    }
+}
+
+impl CatalogRetrieval {
+    async fn load_frames(
+        &self,
+        clip_id: &str,
+        spec: FrameSpec,
+    ) -> Result<(Tensor, Vec<f64>), RetrievalError> {
+        let tools = self.ingestor.tools.clone();
+        let dir = self.catalog.frames_dir();
+        let id = clip_id.to_string();
+        let frames = ingest::blocking(move || {
+            frames::reference_frames(&tools, &dir, &id, spec.width, spec.height, spec.count)
+        })
+        .await?;
+        let shape = [
+            frames.count as usize,
+            3,
+            frames.height as usize,
+            frames.width as usize,
+        ];
+        let tensor = Tensor::new(DType::U8, shape, frames.data)?;
+        Ok((tensor, frames.times_s))
+    }
+}
