@@ -6,6 +6,7 @@
 //! - [`unet`]: `UNet2DConditionModel` and the motion UNet (`UNetMotionModel`);
 //! - [`motion`]: the AnimateDiff motion adapter config and temporal transformer;
 //! - [`vae`]: `AutoencoderKL` (encode, decode in frame slices);
+//! - [`schedulers`]: DDIM, Euler discrete, DPM-Solver++ 2M behind one trait;
 //! - building blocks: [`attention`], [`transformer_2d`], [`resnet`], [`embeddings`],
 //!   [`activation`], [`naming`] (the two attention key namings).
 
@@ -16,6 +17,7 @@ pub mod error;
 pub mod motion;
 pub mod naming;
 pub mod resnet;
+pub mod schedulers;
 pub mod transformer_2d;
 pub mod unet;
 pub mod vae;
