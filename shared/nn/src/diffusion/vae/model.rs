@@ -15,7 +15,11 @@ use super::{
 };
 use crate::{
     DType, DeviceSpec,
-    diffusion::{AttentionNaming, DiffusionError, resnet::ResnetOptions, unet::model::finish_loading},
+    diffusion::{
+        AttentionNaming, DiffusionError,
+        resnet::ResnetOptions,
+        unet::model::{finish_loading, var_store},
+    },
     layers::{conv2d, group_norm},
 };
 
@@ -200,9 +204,9 @@ impl AutoencoderKL {
         dtype: DType,
     ) -> Result<Self, DiffusionError> {
         let naming = AttentionNaming::from_files(files)?;
-        let mut vs = nn::VarStore::new(device.to_device().map_err(DiffusionError::Device)?);
+        let mut vs = var_store(device, dtype)?;
         let mut model = Self::new(&vs.root(), config, naming)?;
-        finish_loading(&mut vs, files, dtype)?;
+        finish_loading(&mut vs, files)?;
         model.kind = dtype.kind();
         Ok(model)
     }
