@@ -19,6 +19,9 @@ pub enum DiffusionError {
     Config { field: &'static str, message: String },
     #[error(transparent)]
     Weights(#[from] crate::weights::WeightsError),
+    /// Prompt conditioning (tokenizer, text encoder).
+    #[error("text encoder: {0}")]
+    Text(#[from] crate::clip_text::ClipTextError),
     #[error("device: {0}")]
     Device(String),
     /// A forward or sampling input of the wrong shape, dtype or value; names the input.

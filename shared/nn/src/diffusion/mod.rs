@@ -7,6 +7,7 @@
 //! - [`motion`]: the AnimateDiff motion adapter config and temporal transformer;
 //! - [`vae`]: `AutoencoderKL` (encode, decode in frame slices);
 //! - [`schedulers`]: DDIM, Euler discrete, DPM-Solver++ 2M behind one trait;
+//! - [`pipeline`]: prompt conditioning and the guided sampling loop (`AnimateDiffPipeline`);
 //! - building blocks: [`attention`], [`transformer_2d`], [`resnet`], [`embeddings`],
 //!   [`activation`], [`naming`] (the two attention key namings).
 
@@ -16,6 +17,7 @@ pub mod embeddings;
 pub mod error;
 pub mod motion;
 pub mod naming;
+pub mod pipeline;
 pub mod resnet;
 pub mod schedulers;
 pub mod transformer_2d;
