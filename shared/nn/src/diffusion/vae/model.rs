@@ -290,7 +290,8 @@ impl AutoencoderKL {
 
     /// VAE latents from UNet latents (the inverse of [`Self::scale_latents`]).
     pub fn unscale_latents(&self, latents: &Tensor) -> Tensor {
-        latents / self.config.scaling_factor + self.config.shift_factor.unwrap_or(0.0)
+        // `1 / scaling_factor * latents`, as diffusers writes it (one rounding fewer).
+        latents * (1.0 / self.config.scaling_factor) + self.config.shift_factor.unwrap_or(0.0)
     }
 
     /// Decodes (B, C, F, h, w) UNet latents (scaled) into (B, 3, F, H, W) frames,
