@@ -1,8 +1,9 @@
 //! A complete 4-step sampling run equals diffusers' `AnimateDiffPipeline` (tiny models,
 //! fixed initial noise supplied as input, two prompts with negative prompts, latents out):
 //! with classifier-free guidance under DDIM (7.5) and DPM-Solver++ 2M Karras (5.0), and
-//! without guidance under Euler (1.0). Also: seeded runs repeat, a start from given latents
-//! at a strength runs the last steps only, and the callback reports and cancels.
+//! without guidance under Euler (1.0); a reference-guided start from given latents at a
+//! strength equals `AnimateDiffVideoToVideoPipeline` (DDIM at 0.5, DPM++ 2M Karras at 0.75).
+//! Also: seeded runs repeat, and the callback reports and cancels.
 //!
 //! Fixtures: `tests/fixtures/diffusion/pipeline/` (unet/, motion_adapter/,
 //! scheduler_NAME/, expected.safetensors) written by `scripts/fixtures/diffusion.py` with
@@ -134,6 +135,28 @@ fn four_step_animatediff_runs_equal_diffusers() {
             &expected("pipeline", &format!("latents_{name}")),
         );
         assert_eq!(seen, [(1, 4), (2, 4), (3, 4), (4, 4)]);
+    }
+}
+
+#[test]
+fn reference_guided_runs_equal_diffusers_video_to_video() {
+    let noise = expected("pipeline", "noise");
+    let init = expected("pipeline", "init_latents");
+    let (prompts, negative) = (strings(&PROMPTS), strings(&NEGATIVE));
+    for (name, guidance, strength, kept) in [("ddim", 7.5, 0.5, 2), ("dpmpp_2m_karras", 5.0, 0.75, 3)] {
+        let p = pipeline(name);
+        let mut req = request(&prompts, &negative, Some(&noise), guidance);
+        req.init_latents = Some((&init, strength));
+        let mut runs = 0;
+        let latents = p
+            .generate(&req, &mut |_, _| {
+                runs += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(runs, kept, "{name}: steps run at strength {strength}");
+        let want = expected("pipeline", &format!("latents_{name}_strength"));
+        assert_close(&format!("pipeline {name} strength {strength}"), &latents, &want);
     }
 }
 
