@@ -163,7 +163,8 @@ def main() -> None:
                 t, d = statistics.median(tch_times), statistics.median(torch_times)
                 row = {"size": size, "what": what, "threads": args.threads, "frames": args.frames,
                        "latent": args.latent, "tch_ms": round(t, 1), "diffusers_ms": round(d, 1),
-                       "ratio": round(t / d, 3)}
+                       "ratio": round(t / d, 3), "tch_times_ms": [round(x, 1) for x in tch_times],
+                       "diffusers_times_ms": [round(x, 1) for x in torch_times]}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print("size  what  tch ms  diffusers ms  ratio (tch / diffusers)")

@@ -12,7 +12,8 @@
 //! - [`generation`]: batched generation, sampling, stop conditions, streaming;
 //! - [`bert`]: the BERT sentence encoder (mean pooling, L2 normalisation);
 //! - [`clip_text`]: the CLIP text encoder for the keyframe stage;
-//! - [`diffusion`]: the keyframe stage's video latent diffusion (UNet, motion modules).
+//! - [`diffusion`]: the keyframe stage's video latent diffusion (diffusers' UNet, AnimateDiff
+//!   motion modules, AutoencoderKL, schedulers, guided sampling).
 
 pub mod bert;
 pub mod clip_text;
