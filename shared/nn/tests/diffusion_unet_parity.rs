@@ -9,7 +9,8 @@
 //!   attention), two transformer layers in one block, 10x6 latents (forwarded upsample
 //!   sizes);
 //! - `motion`: a MotionAdapter for `unet_sd15`, in its own files, and the prediction of
-//!   `UNetMotionModel.from_unet2d(unet, adapter)` on (2, 4, 3, 8, 8) latents.
+//!   `UNetMotionModel.from_unet2d(unet, adapter)` on (2, 4, 3, 8, 8) latents, in f32 and
+//!   in bf16 (the bf16 comparison has its own tolerance, below).
 //!
 //! Tolerance: relative error `max|rust - torch| / max|torch| <= 1e-4` (f32, DESIGN.md §5).
 
@@ -185,4 +186,39 @@ fn motion_unet_checks_its_inputs() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("`encoder_hidden_states`"), "{err}");
+}
+
+/// bf16 keeps 8 significant bits (epsilon 2^-8 ~ 3.9e-3): the bf16 comparison allows a
+/// few roundings' worth relative to the output's scale, not the f32 tolerance.
+const BF16_TOLERANCE: f64 = 1e-2;
+
+#[test]
+fn motion_unet_in_bf16_matches_diffusers_in_bf16() {
+    // The reduced-precision path: weights created in bf16, inputs cast, attention upcast.
+    let adapter = MotionAdapterConfig::from_file(dir("motion").join("config.json")).unwrap();
+    let unet = UNet::load_motion(
+        &config("unet_sd15"),
+        &[weights("unet_sd15")],
+        &adapter,
+        &[weights("motion")],
+        DeviceSpec::Cpu,
+        DType::Bf16,
+    )
+    .unwrap();
+    let out = unet
+        .forward_video(
+            &expected("motion", "sample"),
+            &expected("motion", "timestep"),
+            &expected("motion", "encoder_hidden_states"),
+        )
+        .unwrap();
+    assert_eq!(out.kind(), tch::Kind::BFloat16);
+    let out = out.to_kind(tch::Kind::Float);
+    let vs_f32 = diffusion_fixtures::relative_error(&out, &expected("motion", "out"));
+    let err = diffusion_fixtures::relative_error(&out, &expected("motion", "out_bf16"));
+    eprintln!("motion out in bf16: relative error {err:.3e} to diffusers in bf16 ({vs_f32:.3e} to f32)");
+    assert!(
+        err <= BF16_TOLERANCE,
+        "bf16 relative error {err:.3e} > {BF16_TOLERANCE:e}"
+    );
 }
