@@ -42,6 +42,12 @@ CLIP_TOKENIZER_RECIPE=1
 # (scripts/demo-catalog.tsv), ingested with the MiniLM above into $STORYREEL_CACHE/catalog.
 DEMO_LIST="$repo_root/scripts/demo-catalog.tsv"
 DEMO_RECIPE=1
+# The keyframe stage's default: a tiny random-initialised AnimateDiff pipeline (UNet, motion
+# adapter, VAE, CLIP text, tokenizer, scheduler) in the diffusers layout, written seeded by
+# storyreel-convert: no diffusion weights exist in the package registries (DESIGN.md §3).
+KEYFRAME_NAME=keyframe-tiny
+KEYFRAME_SEED=0
+KEYFRAME_RECIPE=1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -236,7 +242,21 @@ print(json.dumps({"clip_id": id, "caption": caption, "tags": tags.split(","), "v
   echo "models: demo catalog ready in $cache/catalog ($(du -sh "$cache/catalog" | cut -f1))"
 }
 
+keyframe_tiny() {
+  local stamp="storyreel-convert tiny-keyframe seed=$KEYFRAME_SEED recipe=$KEYFRAME_RECIPE"
+  if up_to_date "$KEYFRAME_NAME" "$stamp"; then
+    echo "models: $KEYFRAME_NAME up to date ($stamp)"
+    return
+  fi
+  local partial="$models/$KEYFRAME_NAME.partial" tool
+  rm -rf "$partial"
+  tool="$(converter)"
+  "$tool" tiny-keyframe --out "$partial" --seed "$KEYFRAME_SEED"
+  finish "$KEYFRAME_NAME" "$stamp"
+}
+
 smollm2
 minilm
 clip_tokenizer
 demo_catalog
+keyframe_tiny

@@ -11,11 +11,14 @@
 //! - [`llama`]: the Llama-family decoder (Llama, SmolLM, Qwen2) with a KV cache;
 //! - [`generation`]: batched generation, sampling, stop conditions, streaming;
 //! - [`bert`]: the BERT sentence encoder (mean pooling, L2 normalisation);
-//! - [`clip_text`]: the CLIP text encoder for the keyframe stage.
+//! - [`clip_text`]: the CLIP text encoder for the keyframe stage;
+//! - [`diffusion`]: the keyframe stage's video latent diffusion (diffusers' UNet, AnimateDiff
+//!   motion modules, AutoencoderKL, schedulers, guided sampling).
 
 pub mod bert;
 pub mod clip_text;
 pub mod device;
+pub mod diffusion;
 pub mod generation;
 pub mod gguf;
 pub mod layers;

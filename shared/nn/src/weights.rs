@@ -134,3 +134,16 @@ pub fn safetensors_names(path: &Path) -> Result<Vec<String>, (PathBuf, String)> 
         .filter(|name| name != "__metadata__")
         .collect())
 }
+
+/// The names and shapes of the variables a model constructor declares, without holding
+/// real weights: the variables are created one byte per element (f8 e4m3), so even an SD 1.5
+/// UNet costs ~0.9 GB briefly. For key-set checks against published checkpoints.
+pub fn declared_shapes(build: impl FnOnce(&tch::nn::Path)) -> BTreeMap<String, Vec<i64>> {
+    let mut vs = VarStore::new(tch::Device::Cpu);
+    vs.set_kind(tch::Kind::Float8e4m3fn);
+    build(&vs.root());
+    vs.variables()
+        .into_iter()
+        .map(|(name, t)| (name, t.size()))
+        .collect()
+}

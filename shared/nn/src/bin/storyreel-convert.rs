@@ -4,14 +4,17 @@
 //! storyreel-convert gguf-to-hf --gguf FILE --out DIR [--dtype f32|f16|bf16]
 //! storyreel-convert gguf-info --gguf FILE
 //! storyreel-convert clip-bpe --merges FILE --out DIR
+//! storyreel-convert tiny-keyframe --out DIR [--seed N]
 //! ```
 //!
-//! The work is done in `storyreel_nn::gguf`; this only parses arguments and prints.
+//! The work is done in `storyreel_nn::gguf` and `storyreel_nn::diffusion::tiny_model`;
+//! this only parses arguments and prints.
 
 use clap::{Parser, Subcommand};
 use std::{path::PathBuf, process::ExitCode};
 use storyreel_nn::{
     clip_text::bpe_vocab,
+    diffusion::tiny_model::write_tiny_keyframe_model,
     gguf::{
         GgufFile, describe,
         to_hf::{OutputDtype, convert_gguf_to_hf},
@@ -54,6 +57,16 @@ enum Command {
         /// the directory to write (created if needed)
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Write the tiny random-initialised keyframe model (an AnimateDiffPipeline directory
+    /// in the diffusers layout: UNet, motion adapter, VAE, CLIP text, tokenizer, scheduler).
+    TinyKeyframe {
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
+        /// the seed of the random weights
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -99,6 +112,14 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 "wrote the CLIP tokenizer ({} merges) to {}",
                 merges.len(),
                 out.display()
+            );
+        }
+        Command::TinyKeyframe { out, seed } => {
+            let files = write_tiny_keyframe_model(&out, seed)?;
+            println!(
+                "wrote the tiny keyframe model (seed {seed}) to {}: {} files",
+                out.display(),
+                files.len()
             );
         }
     }

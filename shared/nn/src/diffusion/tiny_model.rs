@@ -1,0 +1,268 @@
+//! The tiny random-initialised keyframe model that `make models` writes for the embedded
+//! default: no public diffusion weights are available from the package registries
+//! (DESIGN.md §3). It is seeded and in the exact diffusers layout of an
+//! `AnimateDiffPipeline` directory, so the code paths are those of SD 1.5 + AnimateDiff:
+//!
+//! ```text
+//! model_index.json
+//! unet/{config.json, diffusion_pytorch_model.safetensors}            UNet2DConditionModel
+//! motion_adapter/{config.json, diffusion_pytorch_model.safetensors}  MotionAdapter
+//! vae/{config.json, diffusion_pytorch_model.safetensors}             AutoencoderKL (8x)
+//! text_encoder/{config.json, model.safetensors}                       CLIPTextModel
+//! tokenizer/{tokenizer.json, tokenizer_config.json}                   CLIP BPE
+//! scheduler/scheduler_config.json                                     DDIMScheduler
+//! ```
+//!
+//! Its outputs are noise-like: it exercises the pipeline, it does not draw. The tokenizer
+//! is the 675-token CLIP byte-level BPE of the clip_text parity fixture (any text
+//! tokenises, into short pieces). Weights: N(0, 1/fan_in) matrices, norm scales
+//! 1 + N(0, 0.1), biases N(0, 0.1), the motion modules' sinusoidal tables exact.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tch::{Device, Kind, Tensor, nn};
+
+use super::{
+    AttentionNaming, DiffusionError,
+    embeddings::sinusoidal_position_table,
+    motion::{MotionAdapterConfig, MotionLayout},
+    pipeline::gaussian_noise,
+    unet::{UNet, UNet2DConditionConfig},
+    vae::{AutoencoderKL, AutoencoderKLConfig},
+};
+use crate::clip_text::{ClipLayout, ClipTextConfig, ClipTextModel};
+
+const TOKENIZER_JSON: &str = include_str!("../../tests/fixtures/clip_text/tokenizer.json");
+const DIFFUSERS_VERSION: &str = "0.42.1";
+
+fn unet_config() -> Value {
+    json!({
+        "_class_name": "UNet2DConditionModel", "_diffusers_version": DIFFUSERS_VERSION,
+        "act_fn": "silu", "attention_head_dim": 4, "block_out_channels": [32, 64],
+        "center_input_sample": false, "cross_attention_dim": 64,
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "downsample_padding": 1,
+        "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4, "layers_per_block": 2,
+        "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 8, "out_channels": 4,
+        "sample_size": 64, "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"]
+    })
+}
+
+fn adapter_config() -> Value {
+    json!({
+        "_class_name": "MotionAdapter", "_diffusers_version": DIFFUSERS_VERSION,
+        "block_out_channels": [32, 64], "conv_in_channels": null, "motion_layers_per_block": 2,
+        "motion_max_seq_length": 32, "motion_mid_block_layers_per_block": 1,
+        "motion_norm_num_groups": 8, "motion_num_attention_heads": 4,
+        "motion_transformer_layers_per_block": 1, "motion_transformer_layers_per_mid_block": 1,
+        "use_motion_mid_block": true
+    })
+}
+
+fn vae_config() -> Value {
+    json!({
+        "_class_name": "AutoencoderKL", "_diffusers_version": DIFFUSERS_VERSION,
+        "act_fn": "silu", "block_out_channels": [16, 32, 32, 32],
+        "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+        "in_channels": 3, "latent_channels": 4, "layers_per_block": 1, "norm_num_groups": 8,
+        "out_channels": 3, "sample_size": 512, "scaling_factor": 0.18215,
+        "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"]
+    })
+}
+
+fn text_encoder_config() -> Value {
+    json!({
+        "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 672,
+        "dropout": 0.0, "eos_token_id": 673, "hidden_act": "quick_gelu", "hidden_size": 64,
+        "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 128,
+        "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "model_type": "clip_text_model",
+        "num_attention_heads": 4, "num_hidden_layers": 2, "pad_token_id": 674,
+        "projection_dim": 64, "vocab_size": 675
+    })
+}
+
+fn tokenizer_config() -> Value {
+    json!({
+        "backend": "tokenizers", "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+        "model_max_length": 77, "pad_token": "<|pad|>", "tokenizer_class": "CLIPTokenizer",
+        "unk_token": "<|endoftext|>"
+    })
+}
+
+fn scheduler_config() -> Value {
+    // AnimateDiff's DDIM settings.
+    json!({
+        "_class_name": "DDIMScheduler", "_diffusers_version": DIFFUSERS_VERSION,
+        "beta_end": 0.012, "beta_schedule": "linear", "beta_start": 0.00085, "clip_sample": false,
+        "num_train_timesteps": 1000, "prediction_type": "epsilon", "set_alpha_to_one": true,
+        "steps_offset": 1, "timestep_spacing": "linspace"
+    })
+}
+
+fn model_index() -> Value {
+    json!({
+        "_class_name": "AnimateDiffPipeline", "_diffusers_version": DIFFUSERS_VERSION,
+        "feature_extractor": [null, null], "image_encoder": [null, null],
+        "motion_adapter": ["diffusers", "MotionAdapter"], "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]
+    })
+}
+
+/// Overwrites every variable of `vs` with seeded values (see the module docs), in name
+/// order; `fixed` gives the exact value of named buffers.
+fn randomise(vs: &nn::VarStore, seed: u64, fixed: impl Fn(&str, &Tensor) -> Option<Tensor>) {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (i, (name, mut var)) in vars.into_iter().enumerate() {
+            let value = fixed(&name, &var).unwrap_or_else(|| {
+                let shape = var.size();
+                let noise = gaussian_noise(
+                    seed.wrapping_mul(0x9E37_79B9).wrapping_add(i as u64),
+                    &shape,
+                    Device::Cpu,
+                );
+                if shape.len() >= 2 {
+                    let fan_in: i64 = shape[1..].iter().product();
+                    noise / (fan_in as f64).sqrt()
+                } else if name.contains("norm") && name.ends_with("weight") {
+                    noise * 0.1 + 1.0
+                } else {
+                    noise * 0.1
+                }
+            });
+            var.copy_(&value.to_kind(var.kind()));
+        }
+    });
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<(), DiffusionError> {
+    let text = serde_json::to_string_pretty(value).expect("json values serialise") + "\n";
+    std::fs::write(path, text).map_err(|source| DiffusionError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write_tensors(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<(), DiffusionError> {
+    Tensor::write_safetensors(&tensors, path)?;
+    Ok(())
+}
+
+fn sorted(vs: &nn::VarStore, keep: impl Fn(&str) -> bool) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(n, _)| keep(n)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).expect("the built-in configs parse")
+}
+
+/// Writes the tiny keyframe model into `out` (created), seeded by `seed`; returns the
+/// files written.
+pub fn write_tiny_keyframe_model(out: &Path, seed: u64) -> Result<Vec<PathBuf>, DiffusionError> {
+    let mut files = Vec::new();
+    let dir = |name: &str| -> Result<PathBuf, DiffusionError> {
+        let d = out.join(name);
+        std::fs::create_dir_all(&d).map_err(|source| DiffusionError::Io {
+            path: d.clone(),
+            source,
+        })?;
+        Ok(d)
+    };
+
+    // UNet + motion adapter: one motion UNet, split into the two files users hold.
+    let (unet_json, adapter_json) = (unet_config(), adapter_config());
+    let unet_cfg: UNet2DConditionConfig = parse(&unet_json);
+    let adapter_cfg: MotionAdapterConfig = parse(&adapter_json);
+    let layout = MotionLayout {
+        max_seq_length: adapter_cfg.motion_max_seq_length,
+        pe_in_checkpoint: true,
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    UNet::new_motion(
+        &vs.root(),
+        &unet_cfg,
+        &adapter_cfg,
+        AttentionNaming::Current,
+        layout,
+    )?;
+    randomise(&vs, seed, |name, var| {
+        name.ends_with(".pos_embed.pe").then(|| {
+            let s = var.size();
+            sinusoidal_position_table(s[2], s[1], Device::Cpu)
+        })
+    });
+    let motion = |n: &str| n.contains(".motion_modules.");
+    for (name, config, keep) in [
+        (
+            "unet",
+            &unet_json,
+            &(|n: &str| !motion(n)) as &dyn Fn(&str) -> bool,
+        ),
+        ("motion_adapter", &adapter_json, &motion),
+    ] {
+        let d = dir(name)?;
+        write_json(&d.join("config.json"), config)?;
+        write_tensors(&d.join("diffusion_pytorch_model.safetensors"), sorted(&vs, keep))?;
+        files.extend([
+            d.join("config.json"),
+            d.join("diffusion_pytorch_model.safetensors"),
+        ]);
+    }
+
+    let vae_json = vae_config();
+    let vs = nn::VarStore::new(Device::Cpu);
+    AutoencoderKL::new(
+        &vs.root(),
+        &parse::<AutoencoderKLConfig>(&vae_json),
+        AttentionNaming::Current,
+    )?;
+    randomise(&vs, seed.wrapping_add(1), |_, _| None);
+    let d = dir("vae")?;
+    write_json(&d.join("config.json"), &vae_json)?;
+    write_tensors(
+        &d.join("diffusion_pytorch_model.safetensors"),
+        sorted(&vs, |_| true),
+    )?;
+    files.extend([
+        d.join("config.json"),
+        d.join("diffusion_pytorch_model.safetensors"),
+    ]);
+
+    // CLIP text in the published SD 1.5 layout (`text_model.` prefix, position_ids).
+    let text_json = text_encoder_config();
+    let text_cfg: ClipTextConfig = parse(&text_json);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let layout = ClipLayout {
+        prefix: Some("text_model".into()),
+        position_ids: true,
+    };
+    ClipTextModel::new(&(vs.root() / "text_model"), &text_cfg, &layout);
+    randomise(&vs, seed.wrapping_add(2), |name, var| {
+        name.ends_with("position_ids")
+            .then(|| Tensor::arange(var.size()[1], (Kind::Int64, Device::Cpu)).unsqueeze(0))
+    });
+    let d = dir("text_encoder")?;
+    write_json(&d.join("config.json"), &text_json)?;
+    write_tensors(&d.join("model.safetensors"), sorted(&vs, |_| true))?;
+    files.extend([d.join("config.json"), d.join("model.safetensors")]);
+
+    let d = dir("tokenizer")?;
+    let tokenizer = d.join("tokenizer.json");
+    std::fs::write(&tokenizer, TOKENIZER_JSON).map_err(|source| DiffusionError::Io {
+        path: tokenizer.clone(),
+        source,
+    })?;
+    write_json(&d.join("tokenizer_config.json"), &tokenizer_config())?;
+    files.extend([tokenizer, d.join("tokenizer_config.json")]);
+
+    let d = dir("scheduler")?;
+    write_json(&d.join("scheduler_config.json"), &scheduler_config())?;
+    files.push(d.join("scheduler_config.json"));
+    write_json(&out.join("model_index.json"), &model_index())?;
+    files.push(out.join("model_index.json"));
+    Ok(files)
+}
