@@ -10,6 +10,8 @@ LIBTORCH_LINK := $(CURDIR)/.libtorch
 export LIBTORCH := $(LIBTORCH_LINK)
 export LD_LIBRARY_PATH := $(LIBTORCH_LINK)/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 CARGO ?= cargo
+# The developer's reference stack (README, "Parity"): benchmarks compare against it when present.
+FIXTURE_PYTHON ?= $(STORYREEL_CACHE)/fixture-venv/bin/python
 NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
 
 .PHONY: help setup build test run mesh models bench ingest lint fmt clean
@@ -56,6 +58,11 @@ bench: setup models
 	$(CARGO) bench -p storyreel-tensors
 	$(CARGO) bench -p storyreel-story-llm --bench scenes_per_minute
 	$(CARGO) bench -p storyreel-retrieval --bench search
+	@# Keyframe models beside diffusers (tiny size) when the fixture venv exists; SD 1.5
+	@# size by hand: scripts/bench/diffusion.py --sizes tiny,sd15 (README, Performance).
+	@if [[ -x "$(FIXTURE_PYTHON)" ]]; then "$(FIXTURE_PYTHON)" scripts/bench/diffusion.py --sizes tiny; \
+	else echo "bench: no $(FIXTURE_PYTHON): diffusion bench without the diffusers side"; \
+	  $(CARGO) bench -p storyreel-nn --bench diffusion; fi
 
 ## ingest: a JSONL clip manifest into the retrieval catalog (services/retrieval/README.md)
 ingest: setup models
