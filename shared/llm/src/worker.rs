@@ -134,10 +134,30 @@ impl WorkerStats {
 /// The handle to the worker thread. Dropping it closes the queue; the thread ends once
 /// the batch under way is done.
 pub struct ModelWorker {
-    queue: std_mpsc::SyncSender<LlmJob>,
+    /// `None` once dropping: closing the queue lets the thread's loop end.
+    queue: Option<std_mpsc::SyncSender<LlmJob>>,
     capacity: usize,
     state: watch::Receiver<ModelState>,
     stats: Arc<WorkerStats>,
+    /// Set when the handle is dropped: the batch under way stops at its next token and
+    /// jobs still queued are refused.
+    stopping: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ModelWorker {
+    /// Stops the worker and waits for its thread (at most one decode step once loaded), so
+    /// no model code runs after the handle is gone: a process that exits right after must
+    /// not tear libtorch's globals down under a running forward pass.
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.queue.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the model worker thread panicked");
+        }
+    }
 }
 
 impl ModelWorker {
@@ -149,21 +169,30 @@ impl ModelWorker {
         let (state_tx, state) = watch::channel(ModelState::Loading);
         let stats = Arc::new(WorkerStats::default());
         let thread_stats = stats.clone();
-        std::thread::Builder::new()
+        let stopping = Arc::new(AtomicBool::new(false));
+        let thread_stopping = stopping.clone();
+        let thread = std::thread::Builder::new()
             .name(format!("{}-model", settings.service))
-            .spawn(move || worker_main(settings, jobs, state_tx, thread_stats))
+            .spawn(move || worker_main(settings, jobs, state_tx, thread_stats, thread_stopping))
             .map_err(|e| WorkerError::Model(format!("cannot start the model thread: {e}")))?;
         Ok(Self {
-            queue,
+            queue: Some(queue),
             capacity,
             state,
             stats,
+            stopping,
+            thread: Some(thread),
         })
     }
 
     /// Queues a job; a full queue is [`WorkerError::Overloaded`].
     pub fn submit(&self, job: LlmJob) -> Result<(), WorkerError> {
-        match self.queue.try_send(job) {
+        let Some(queue) = &self.queue else {
+            return Err(WorkerError::NotReady {
+                reason: "the model worker is stopping".into(),
+            });
+        };
+        match queue.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(WorkerError::Overloaded {
                 capacity: self.capacity,
@@ -217,8 +246,10 @@ impl ModelWorker {
             }
         });
         Self {
-            queue,
+            queue: Some(queue),
             capacity: 16,
+            stopping: Arc::default(),
+            thread: None,
             state: watch::channel(ModelState::Ready(ModelInfo {
                 name: "scripted".into(),
                 version: "scripted".into(),
@@ -257,6 +288,7 @@ fn worker_main(
     jobs: std_mpsc::Receiver<LlmJob>,
     state: watch::Sender<ModelState>,
     stats: Arc<WorkerStats>,
+    stopping: Arc<AtomicBool>,
 ) {
     let started = Instant::now();
     let loaded = match load(&settings) {
@@ -280,7 +312,7 @@ fn worker_main(
     };
     let _fail_on_exit = FailOnExit(state);
     while let Some(batch) = next_batch(&jobs, settings.max_batch_size, settings.max_wait) {
-        run_batch(&loaded, batch, &stats, settings.service);
+        run_batch(&loaded, batch, &stats, settings.service, &stopping);
     }
 }
 
@@ -404,15 +436,25 @@ fn generation_request(loaded: &Loaded, prompt_ids: Vec<u32>, job: &LlmJob) -> Ge
 }
 
 /// The error of a job stopped early: its deadline, else its caller's cancellation.
-fn stopped_error(job: &LlmJob) -> WorkerError {
-    if job.is_past_deadline() {
+fn stopped_error(job: &LlmJob, stopping: &AtomicBool) -> WorkerError {
+    if stopping.load(Ordering::SeqCst) {
+        WorkerError::NotReady {
+            reason: "the model worker is stopping".into(),
+        }
+    } else if job.is_past_deadline() {
         WorkerError::DeadlineExceeded
     } else {
         WorkerError::Cancelled
     }
 }
 
-fn run_batch(loaded: &Loaded, batch: Vec<LlmJob>, stats: &WorkerStats, service: &'static str) {
+fn run_batch(
+    loaded: &Loaded,
+    batch: Vec<LlmJob>,
+    stats: &WorkerStats,
+    service: &'static str,
+    stopping: &AtomicBool,
+) {
     let dequeued = Instant::now();
     let max_context = loaded.model.config().max_context();
     // Leaving the queue: drop the jobs whose caller is gone or whose deadline passed, and
@@ -420,10 +462,12 @@ fn run_batch(loaded: &Loaded, batch: Vec<LlmJob>, stats: &WorkerStats, service: 
     let mut jobs = Vec::with_capacity(batch.len());
     let mut requests = Vec::with_capacity(batch.len());
     for job in batch {
-        if job.is_cancelled() || job.is_past_deadline() {
+        if stopping.load(Ordering::Relaxed) || job.is_cancelled() || job.is_past_deadline() {
             stats.cancelled_sequences.fetch_add(1, Ordering::SeqCst);
             metrics::counter!("storyreel_llm_cancelled_sequences_total", "worker" => service).increment(1);
-            let _ = job.events.send(WorkerEvent::Done(Err(stopped_error(&job))));
+            let _ = job
+                .events
+                .send(WorkerEvent::Done(Err(stopped_error(&job, stopping))));
             continue;
         }
         let prompt_ids = match encode(loaded, &job) {
@@ -461,7 +505,7 @@ fn run_batch(loaded: &Loaded, batch: Vec<LlmJob>, stats: &WorkerStats, service: 
     let mut sink = |event: TokenEvent| -> bool {
         let job = &jobs[event.request];
         stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-        if job.is_cancelled() || job.is_past_deadline() {
+        if stopping.load(Ordering::Relaxed) || job.is_cancelled() || job.is_past_deadline() {
             if !cancelled[event.request] {
                 cancelled[event.request] = true;
                 stats.cancelled_sequences.fetch_add(1, Ordering::SeqCst);
@@ -485,7 +529,7 @@ fn run_batch(loaded: &Loaded, batch: Vec<LlmJob>, stats: &WorkerStats, service: 
         Ok(outputs) => {
             for (job, output) in jobs.iter().zip(outputs) {
                 let done = if output.finish_reason == FinishReason::Cancelled {
-                    Err(stopped_error(job))
+                    Err(stopped_error(job, stopping))
                 } else {
                     Ok(LlmOutput {
                         text: output.text,
@@ -611,14 +655,36 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn dropping_the_handle_ends_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = WorkerSettings::new(
+            "test",
+            dir.path().to_path_buf(),
+            "cpu",
+            "f32",
+            &BatchingConfig::default(),
+        );
+        let worker = ModelWorker::spawn(settings).unwrap();
+        let mut state = worker.state();
+        drop(worker);
+        // The thread has ended: its state sender is gone.
+        let until = Instant::now() + Duration::from_secs(5);
+        while state.changed().await.is_ok() {
+            assert!(Instant::now() < until);
+        }
+    }
+
     #[test]
     fn a_full_queue_is_overloaded() {
         let (queue, _jobs) = std_mpsc::sync_channel(1);
         let worker = ModelWorker {
-            queue,
+            queue: Some(queue),
             capacity: 1,
             state: watch::channel(ModelState::Loading).1,
             stats: Arc::default(),
+            stopping: Arc::default(),
+            thread: None,
         };
         worker.submit(job().0).unwrap();
         assert!(matches!(
