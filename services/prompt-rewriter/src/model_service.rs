@@ -86,6 +86,21 @@ impl ModelBackedPromptRewriter {
         storyreel_runtime::model::wait_ready(self.worker.state()).await
     }
 
+    /// The shared context of one request's field jobs, and the guard that cancels them
+    /// when the request's future is dropped.
+    fn call(&self, sampling: Sampling, seed: u64, deadline: Option<Instant>) -> (Call<'_>, CancelOnDrop) {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let call = Call {
+            worker: &self.worker,
+            sampling,
+            seed,
+            max_attempts: self.max_attempts,
+            deadline,
+            cancelled: cancelled.clone(),
+        };
+        (call, CancelOnDrop(cancelled))
+    }
+
     /// The model, once the request may run on it.
     fn admit(
         &self,
@@ -229,16 +244,7 @@ impl PromptRewriter for ModelBackedPromptRewriter {
     async fn rewrite(&self, request: RewriteRequest) -> Result<Rewrite, PromptRewriterError> {
         let started = Instant::now();
         let model = self.admit(&request.job, request.deadline)?;
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let _guard = CancelOnDrop(cancelled.clone());
-        let call = Call {
-            worker: &self.worker,
-            sampling: request.sampling,
-            seed: request.seed,
-            max_attempts: self.max_attempts,
-            deadline: request.deadline,
-            cancelled,
-        };
+        let (call, _guard) = self.call(request.sampling, request.seed, request.deadline);
         let style = request.style.as_deref();
         let jobs: Vec<(usize, Field, ChatPrompt)> = request
             .scenes
@@ -330,16 +336,7 @@ impl PromptRewriter for ModelBackedPromptRewriter {
     async fn keywords(&self, request: KeywordsRequest) -> Result<Keywords, PromptRewriterError> {
         let started = Instant::now();
         let model = self.admit(&request.job, request.deadline)?;
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let _guard = CancelOnDrop(cancelled.clone());
-        let call = Call {
-            worker: &self.worker,
-            sampling: request.sampling,
-            seed: request.seed,
-            max_attempts: self.max_attempts,
-            deadline: request.deadline,
-            cancelled,
-        };
+        let (call, _guard) = self.call(request.sampling, request.seed, request.deadline);
         let call = &call;
         let max = request.max_keywords;
         let outputs: Vec<FieldOutput<Vec<String>>> = futures::stream::iter(request.prompts.clone())

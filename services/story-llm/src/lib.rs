@@ -29,8 +29,8 @@ pub use model_service::ModelBackedStoryLlm;
 pub use service::{ModelState, Story, StoryEvent, StoryLlm, StoryRequest};
 
 use std::{future::Future, sync::Arc};
-use storyreel_runtime::{GrpcServer, model::follow_model_state, server::ServerError};
-use tokio::{net::TcpListener, sync::oneshot};
+use storyreel_runtime::{model::serve_model_service, server::ServerError};
+use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 /// The fully-qualified gRPC service name (health status, reflection).
@@ -45,22 +45,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
-    let server = GrpcServer::new(config.server.clone())
-        .await
-        .with_descriptor_set(storyreel_proto::FILE_DESCRIPTOR_SET);
-    let health = server.health();
-    health.register(SERVICE_NAME).await;
-
-    let (stop_following, stopped) = oneshot::channel();
-    let follower = tokio::spawn(follow_model_state(health, service.model_state(), stopped));
-    // Readiness stops following the model before the server reports NOT_SERVING and
-    // drains, so a late model event cannot flip it back to SERVING.
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stop_following.send(());
-        let _ = follower.await;
-    };
-
+    let state = service.model_state();
     let routes = Routes::new(grpc::StoryLlmGrpc::new(service, &config).into_server(&config.server));
-    server.serve(listener, routes, shutdown).await
+    serve_model_service(config.server, SERVICE_NAME, state, listener, routes, shutdown).await
 }

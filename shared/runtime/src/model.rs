@@ -2,11 +2,15 @@
 //! weights digest: common.proto `ModelInfo`), the [`ModelState`] readiness follows, and
 //! the [`StageStats`] of a call.
 
-use crate::Health;
+use crate::{GrpcServer, Health, ServerConfig, server::ServerError};
 use sha2::{Digest, Sha256};
-use std::{path::Path, time::Duration};
+use std::{future::Future, path::Path, time::Duration};
 use storyreel_proto::common;
-use tokio::sync::{oneshot, watch};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
+use tonic::service::Routes;
 
 /// Identity of a served model (`storyreel.common.v1.ModelInfo`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,6 +90,36 @@ pub async fn follow_model_state(
             },
         }
     }
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then drains in-flight calls
+/// (`shutdown_grace_ms`). Health (`""` and `service_name`) is SERVING exactly while `state`
+/// is [`ModelState::Ready`]; reflection serves the storyreel descriptor set. The server of
+/// every model-backed stage.
+pub async fn serve_model_service(
+    config: ServerConfig,
+    service_name: &str,
+    state: watch::Receiver<ModelState>,
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let server = GrpcServer::new(config)
+        .await
+        .with_descriptor_set(storyreel_proto::FILE_DESCRIPTOR_SET);
+    let health = server.health();
+    health.register(service_name).await;
+
+    let (stop_following, stopped) = oneshot::channel();
+    let follower = tokio::spawn(follow_model_state(health, state, stopped));
+    // Readiness stops following the model before the server reports NOT_SERVING and
+    // drains, so a late model event cannot flip it back to SERVING.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_following.send(());
+        let _ = follower.await;
+    };
+    server.serve(listener, routes, shutdown).await
 }
 
 /// Where a call's time went (`storyreel.common.v1.StageStats`).
