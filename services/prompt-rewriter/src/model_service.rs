@@ -193,6 +193,9 @@ impl Call<'_> {
             cancelled: self.cancelled.clone(),
             events,
             enqueued_at: Instant::now(),
+            // the fields of a scene are decoded side by side, in one batch: no prompt
+            // extends another's output, so nothing to reuse
+            prefix_key: None,
         })?;
         let done = async {
             loop {

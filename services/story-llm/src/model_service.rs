@@ -13,6 +13,10 @@
 //! ([`StoryLlmError::Overloaded`]); a later scene that meets a full queue ends the stream
 //! with the same error.
 //!
+//! The scenes of a story share one prefix key ([`LlmJob::prefix_key`]): each scene's
+//! prompt extends the previous one, so the worker prefills only the scene just written
+//! and the next number, not the whole story again.
+//!
 //! Dropping the returned stream sets the job's cancel flag and ends the task, so the
 //! worker stops decoding the request within one decode step; past the request's deadline
 //! the stream ends with [`StoryLlmError::DeadlineExceeded`] and decoding stops alike.
@@ -31,7 +35,7 @@ use futures::StreamExt;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Instant,
 };
@@ -44,6 +48,8 @@ use tokio::sync::{mpsc, watch};
 const EVENT_BUFFER: usize = 256;
 /// Characters of a rejected scene quoted in the error.
 const EXCERPT_CHARS: usize = 60;
+/// Numbers the stories of this process, for their prefix keys.
+static NEXT_STORY: AtomicU64 = AtomicU64::new(1);
 
 /// SmolLM2 (or any Llama-family chat model) behind the [`StoryLlm`] trait.
 pub struct ModelBackedStoryLlm {
@@ -97,6 +103,7 @@ impl StoryLlm for ModelBackedStoryLlm {
             model,
             max_attempts: self.max_attempts,
             cancelled: cancelled.clone(),
+            prefix_key: format!("story-{}", NEXT_STORY.fetch_add(1, Ordering::Relaxed)),
         };
         // The first scene is queued here, so a full queue is refused before any event.
         let first = driver.submit(seed::for_attempt(driver.request.seed, 1), &[])?;
@@ -133,6 +140,8 @@ struct Driver {
     model: ModelInfo,
     max_attempts: u32,
     cancelled: Arc<AtomicBool>,
+    /// Unique to this story: its scenes reuse each other's KV cache, nothing else's.
+    prefix_key: String,
 }
 
 #[derive(Default)]
@@ -162,6 +171,7 @@ impl Driver {
             cancelled: self.cancelled.clone(),
             events,
             enqueued_at: Instant::now(),
+            prefix_key: Some(self.prefix_key.clone()),
         })?;
         Ok(rx)
     }

@@ -134,6 +134,7 @@ fn story(scenes: &[&str]) -> Story {
         usage: TokenUsage {
             prompt_tokens: 120,
             generated_tokens: 40,
+            reused_prompt_tokens: 90,
         },
         seed: 7,
         attempts: 2,
@@ -361,7 +362,8 @@ async fn generate_applies_defaults_and_returns_the_story() {
             }),
             usage: Some(common::TokenUsage {
                 prompt_tokens: 120,
-                generated_tokens: 40
+                generated_tokens: 40,
+                reused_prompt_tokens: 90,
             }),
             seed: 7,
             attempts: 2,

@@ -116,7 +116,8 @@ fn get(counter: &AtomicU64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_wonders_give_eight_distinct_scenes() {
     let _turn = SERIAL.lock().await;
-    let (mut server, _) = start().await;
+    let (mut server, service) = start().await;
+    let reused_before = get(&service.stats().reused_prompt_tokens);
     let started = Instant::now();
     let response = server
         .client
@@ -140,7 +141,19 @@ async fn eight_wonders_give_eight_distinct_scenes() {
     let model = response.model.expect("model info");
     assert_eq!(model.name, "smollm2-135m-instruct");
     assert_eq!(model.weights_sha256.len(), 64);
-    assert!(response.usage.expect("usage").generated_tokens > 0);
+    let usage = response.usage.expect("usage");
+    assert!(usage.generated_tokens > 0);
+    // Each scene's prompt extends the previous one: after the first, the story so far
+    // comes from the worker's prefix cache (the system prompt alone is ~80 tokens).
+    eprintln!("usage: {usage:?}");
+    assert!(
+        usage.reused_prompt_tokens * 2 > usage.prompt_tokens,
+        "most prompt tokens are reused: {usage:?}"
+    );
+    assert_eq!(
+        get(&service.stats().reused_prompt_tokens) - reused_before,
+        usage.reused_prompt_tokens
+    );
     server.shutdown().await;
 }
 

@@ -1,6 +1,7 @@
 //! What the language-model services (story-llm, prompt-rewriter) share:
 //!
 //! - [`worker`]: the model on its own thread, static batching, cancellation, deadlines;
+//! - [`prefix_store`]: KV caches kept between the items of a request (prefix reuse);
 //! - [`worker_config`]: the model location and batching keys of a service's config;
 //! - [`chat`]: chat turns and pre-filled answers ([`ChatPrompt`]);
 //! - [`sampling`]: `SamplingParams` limits, server defaults and validation;
@@ -9,6 +10,7 @@
 
 pub mod chat;
 pub mod error;
+pub mod prefix_store;
 pub mod sampling;
 pub mod seed;
 pub mod worker;
@@ -27,6 +29,8 @@ use storyreel_proto::common;
 pub struct TokenUsage {
     pub prompt_tokens: u64,
     pub generated_tokens: u64,
+    /// Of `prompt_tokens`, those reused from a cached prefix.
+    pub reused_prompt_tokens: u64,
 }
 
 impl TokenUsage {
@@ -34,6 +38,7 @@ impl TokenUsage {
     pub fn add(&mut self, output: &LlmOutput) {
         self.prompt_tokens += output.prompt_tokens as u64;
         self.generated_tokens += output.generated_tokens as u64;
+        self.reused_prompt_tokens += output.reused_prompt_tokens as u64;
     }
 }
 
@@ -42,6 +47,7 @@ impl From<TokenUsage> for common::TokenUsage {
         common::TokenUsage {
             prompt_tokens: u.prompt_tokens,
             generated_tokens: u.generated_tokens,
+            reused_prompt_tokens: u.reused_prompt_tokens,
         }
     }
 }

@@ -19,12 +19,17 @@
 //!   its event receiver dropped) or whose deadline passed is dropped when it leaves the
 //!   queue, and the token sink cancels its sequence at the next token, so decoding stops
 //!   within one decode step.
+//! - Prefix reuse: jobs that carry the same `prefix_key` (the items of one request whose
+//!   prompts grow, like story-llm's scenes) start from the KV cache the previous one left
+//!   ([`PrefixStore`], bounded by `prefix_cache_bytes`), so each prefills only the new
+//!   tail of its prompt.
 //! - Metrics, labelled `worker` (the service name; the process-wide `service` label is telemetry's): `storyreel_llm_batch_size` (histogram, one sample per
 //!   `generate` call), `storyreel_llm_batched_requests_total`,
-//!   `storyreel_llm_cancelled_sequences_total`; [`WorkerStats`] holds the same figures for
-//!   tests and benchmarks.
+//!   `storyreel_llm_cancelled_sequences_total`, `storyreel_llm_prompt_tokens_total`,
+//!   `storyreel_llm_reused_prompt_tokens_total`; [`WorkerStats`] holds the same figures
+//!   for tests and benchmarks.
 
-use crate::{WorkerError, WorkerSettings, chat::ChatPrompt};
+use crate::{WorkerError, WorkerSettings, chat::ChatPrompt, prefix_store::PrefixStore};
 use std::{
     path::Path,
     sync::{
@@ -36,7 +41,10 @@ use std::{
 };
 use storyreel_nn::{
     DType, DeviceSpec,
-    generation::{FinishReason, GenerationRequest, SamplingParams, TokenEvent, generate},
+    generation::{
+        CachedPrefix, FinishReason, GenerationOutput, GenerationRequest, SamplingParams, TokenEvent,
+        generate, generate_reusing,
+    },
     llama::LlamaForCausalLM,
     tokenizer::{ChatMessage as TemplateMessage, ChatTemplate},
 };
@@ -72,6 +80,10 @@ pub struct LlmJob {
     /// Tokens as they are generated, then one [`WorkerEvent::Done`].
     pub events: mpsc::UnboundedSender<WorkerEvent>,
     pub enqueued_at: Instant,
+    /// Jobs with the same key reuse each other's KV cache: give the successive items of
+    /// one request, whose prompts extend each other, one key unique to that request.
+    /// None: no reuse.
+    pub prefix_key: Option<String>,
 }
 
 impl LlmJob {
@@ -98,6 +110,8 @@ pub enum WorkerEvent {
 pub struct LlmOutput {
     pub text: String,
     pub prompt_tokens: usize,
+    /// Of `prompt_tokens`, those taken from a cached prefix instead of computed.
+    pub reused_prompt_tokens: usize,
     pub generated_tokens: usize,
     pub finish_reason: FinishReason,
     pub queue_time: Duration,
@@ -123,6 +137,9 @@ pub struct WorkerStats {
     pub tokens_after_cancel: AtomicU64,
     /// Tokens generated, all jobs.
     pub generated_tokens: AtomicU64,
+    /// Prompt tokens of the jobs run, and of those, the ones reused from a cached prefix.
+    pub prompt_tokens: AtomicU64,
+    pub reused_prompt_tokens: AtomicU64,
 }
 
 impl WorkerStats {
@@ -238,6 +255,7 @@ impl ModelWorker {
                 let _ = job.events.send(WorkerEvent::Done(Ok(LlmOutput {
                     text,
                     prompt_tokens: 10,
+                    reused_prompt_tokens: 0,
                     generated_tokens: 5,
                     finish_reason,
                     queue_time: Duration::ZERO,
@@ -311,8 +329,9 @@ fn worker_main(
         }
     };
     let _fail_on_exit = FailOnExit(state);
+    let mut prefixes = PrefixStore::new(settings.prefix_cache_bytes);
     while let Some(batch) = next_batch(&jobs, settings.max_batch_size, settings.max_wait) {
-        run_batch(&loaded, batch, &stats, settings.service, &stopping);
+        run_batch(&loaded, batch, &stats, settings.service, &stopping, &mut prefixes);
     }
 }
 
@@ -454,6 +473,7 @@ fn run_batch(
     stats: &WorkerStats,
     service: &'static str,
     stopping: &AtomicBool,
+    prefixes: &mut PrefixStore,
 ) {
     let dequeued = Instant::now();
     let max_context = loaded.model.config().max_context();
@@ -522,24 +542,42 @@ fn run_batch(
         true
     };
     let started = Instant::now();
-    let result = generate(&loaded.model, &loaded.tokenizer, &requests, &mut sink);
+    let result = decode(loaded, &jobs, &requests, prefixes, &mut sink);
     let compute_time = started.elapsed();
     stats.finished_batches.fetch_add(1, Ordering::SeqCst);
     match result {
         Ok(outputs) => {
-            for (job, output) in jobs.iter().zip(outputs) {
+            for (job, (output, reused, cache)) in jobs.iter().zip(outputs) {
                 let done = if output.finish_reason == FinishReason::Cancelled {
                     Err(stopped_error(job, stopping))
                 } else {
                     Ok(LlmOutput {
                         text: output.text,
                         prompt_tokens: output.prompt_tokens,
+                        reused_prompt_tokens: reused,
                         generated_tokens: output.token_ids.len(),
                         finish_reason: output.finish_reason,
                         queue_time: dequeued.saturating_duration_since(job.enqueued_at),
                         compute_time,
                     })
                 };
+                stats
+                    .prompt_tokens
+                    .fetch_add(output.prompt_tokens as u64, Ordering::SeqCst);
+                stats
+                    .reused_prompt_tokens
+                    .fetch_add(reused as u64, Ordering::SeqCst);
+                metrics::counter!("storyreel_llm_prompt_tokens_total", "worker" => service)
+                    .increment(output.prompt_tokens as u64);
+                metrics::counter!("storyreel_llm_reused_prompt_tokens_total", "worker" => service)
+                    .increment(reused as u64);
+                if let Some(key) = &job.prefix_key {
+                    // a stopped request has no next item: its cache is of no further use
+                    match (cache, &done) {
+                        (Some(cache), Ok(_)) => prefixes.put(key, cache),
+                        _ => prefixes.remove(key),
+                    }
+                }
                 let _ = job.events.send(WorkerEvent::Done(done));
             }
         }
@@ -553,6 +591,38 @@ fn run_batch(
             }
         }
     }
+}
+
+/// An output, the prompt tokens it reused, and the cache it leaves (jobs with a key).
+type Decoded = (GenerationOutput, usize, Option<CachedPrefix>);
+
+/// Runs one batch: with the cached prefixes of the jobs that carry a key when reuse is on,
+/// plainly otherwise.
+fn decode(
+    loaded: &Loaded,
+    jobs: &[LlmJob],
+    requests: &[GenerationRequest],
+    prefixes: &PrefixStore,
+    sink: &mut dyn storyreel_nn::generation::TokenSink,
+) -> Result<Vec<Decoded>, storyreel_nn::generation::GenerationError> {
+    let reuse = prefixes.enabled();
+    if !reuse || jobs.iter().all(|j| j.prefix_key.is_none()) {
+        let outputs = generate(&loaded.model, &loaded.tokenizer, requests, sink)?;
+        return Ok(outputs.into_iter().map(|o| (o, 0, None)).collect());
+    }
+    let cached: Vec<Option<&CachedPrefix>> = jobs
+        .iter()
+        .map(|j| j.prefix_key.as_deref().and_then(|k| prefixes.get(k)))
+        .collect();
+    let outputs = generate_reusing(&loaded.model, &loaded.tokenizer, requests, &cached, sink)?;
+    Ok(outputs
+        .into_iter()
+        .zip(jobs)
+        .map(|(o, job)| {
+            let cache = job.prefix_key.is_some().then_some(o.cache);
+            (o.output, o.reused_prompt_tokens, cache)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -583,6 +653,7 @@ mod tests {
             cancelled: Arc::default(),
             events,
             enqueued_at: Instant::now(),
+            prefix_key: None,
         };
         (job, rx)
     }

@@ -24,6 +24,9 @@ pub struct BatchingConfig {
     /// Sequences waiting for the model worker before new ones are refused with
     /// RESOURCE_EXHAUSTED; at least `max_batch_size`.
     pub queue_capacity: usize,
+    /// Memory for KV caches kept between the items of a request (prefix reuse), in MiB,
+    /// 0-65536; 0 turns reuse off.
+    pub prefix_cache_mb: usize,
 }
 
 impl Default for BatchingConfig {
@@ -32,6 +35,7 @@ impl Default for BatchingConfig {
             max_batch_size: 8,
             max_wait_ms: 20,
             queue_capacity: 64,
+            prefix_cache_mb: 256,
         }
     }
 }
@@ -49,7 +53,8 @@ impl BatchingConfig {
                 ),
             ));
         }
-        check_range("queue_capacity", self.queue_capacity, 1, 100_000)
+        check_range("queue_capacity", self.queue_capacity, 1, 100_000)?;
+        check_range("prefix_cache_mb", self.prefix_cache_mb, 0, 65_536)
     }
 }
 
@@ -102,6 +107,8 @@ pub struct WorkerSettings {
     pub max_batch_size: usize,
     pub max_wait: Duration,
     pub queue_capacity: usize,
+    /// Byte budget of the [`crate::prefix_store::PrefixStore`]; 0: no reuse.
+    pub prefix_cache_bytes: usize,
 }
 
 impl WorkerSettings {
@@ -120,6 +127,7 @@ impl WorkerSettings {
             max_batch_size: batching.max_batch_size,
             max_wait: Duration::from_millis(batching.max_wait_ms),
             queue_capacity: batching.queue_capacity,
+            prefix_cache_bytes: batching.prefix_cache_mb << 20,
         }
     }
 }

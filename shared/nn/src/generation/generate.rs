@@ -1,13 +1,20 @@
 //! The batched generation loop: one prefill of the left-padded prompts, then one decode step
 //! per token for every unfinished sequence; finished sequences leave the batch (their cache
 //! rows are dropped), so a long request does not pay for short ones.
+//!
+//! With prefix reuse ([`generate_reusing`]) a row starts from the keys and values of an
+//! earlier call and prefills only the rest of its prompt. The cache then has two padded
+//! regions, each right-aligned: reused positions (`past_width` columns), then the new
+//! prompt tails (`width` columns); the attention mask hides the gaps and the positions
+//! (cumulative sum of the mask) stay each token's own.
 
 use super::{
-    Detokenizer, FinishReason, GenerationError, GenerationOutput, GenerationRequest, TokenEvent, TokenSink,
+    CachedPrefix, Detokenizer, FinishReason, GenerationError, GenerationOutput, GenerationRequest,
+    TokenEvent, TokenSink,
     sampling::{Sampler, TokenHistory},
     text::IncrementalText,
 };
-use crate::llama::LlamaForCausalLM;
+use crate::llama::{KvCache, LlamaForCausalLM};
 use tch::{Device, Kind, Tensor};
 
 /// Generates a continuation for each request, all in one batch, streaming every token to
@@ -20,6 +27,60 @@ pub fn generate(
     requests: &[GenerationRequest],
     sink: &mut dyn TokenSink,
 ) -> Result<Vec<GenerationOutput>, GenerationError> {
+    let prefixes = vec![None; requests.len()];
+    let outputs = checked_run(model, detokenizer, requests, &prefixes, false, sink)?;
+    Ok(outputs.into_iter().map(|o| o.output).collect())
+}
+
+/// One sequence of [`generate_reusing`]: its output, how many prompt tokens came from the
+/// given prefix, and the KV cache it leaves (prompt and output, the last output token
+/// excepted, which was never fed back).
+#[derive(Debug)]
+pub struct ReusingOutput {
+    pub output: GenerationOutput,
+    pub reused_prompt_tokens: usize,
+    pub cache: CachedPrefix,
+}
+
+/// [`generate`] where request `i` may start from `prefixes[i]`, a [`CachedPrefix`] an
+/// earlier call of the same model returned: the longest common prefix of its tokens and the
+/// prompt (at most all but the prompt's last token) is not computed again. Each output
+/// carries its own cache, for the next call.
+pub fn generate_reusing(
+    model: &LlamaForCausalLM,
+    detokenizer: &dyn Detokenizer,
+    requests: &[GenerationRequest],
+    prefixes: &[Option<&CachedPrefix>],
+    sink: &mut dyn TokenSink,
+) -> Result<Vec<ReusingOutput>, GenerationError> {
+    if prefixes.len() != requests.len() {
+        return Err(GenerationError::invalid(
+            0,
+            "prefixes",
+            format!(
+                "must hold one entry per request ({}), got {}",
+                requests.len(),
+                prefixes.len()
+            ),
+        ));
+    }
+    checked_run(model, detokenizer, requests, prefixes, true, sink)
+}
+
+struct Finished {
+    output: GenerationOutput,
+    reused: usize,
+    cache: Option<CachedPrefix>,
+}
+
+fn checked_run(
+    model: &LlamaForCausalLM,
+    detokenizer: &dyn Detokenizer,
+    requests: &[GenerationRequest],
+    prefixes: &[Option<&CachedPrefix>],
+    keep_caches: bool,
+    sink: &mut dyn TokenSink,
+) -> Result<Vec<ReusingOutput>, GenerationError> {
     if requests.is_empty() {
         return Err(GenerationError::Empty);
     }
@@ -27,34 +88,57 @@ pub fn generate(
     for (i, r) in requests.iter().enumerate() {
         r.validate(i, config.vocab_size, config.max_context())?;
     }
-    tch::no_grad(|| run(model, detokenizer, requests, sink))
+    let finished = tch::no_grad(|| run(model, detokenizer, requests, prefixes, keep_caches, sink))?;
+    Ok(finished
+        .into_iter()
+        .map(|f| ReusingOutput {
+            output: f.output,
+            reused_prompt_tokens: f.reused,
+            cache: f.cache.unwrap_or_else(|| CachedPrefix {
+                token_ids: Vec::new(),
+                keys: Vec::new(),
+                values: Vec::new(),
+            }),
+        })
+        .collect())
 }
 
 struct Sequence<'r> {
     request: &'r GenerationRequest,
+    /// Leading prompt tokens taken from a cached prefix.
+    reused: usize,
+    /// Padding columns before the new prompt tail.
     pad: usize,
     tokens: Vec<u32>,
     sampler: Sampler,
     history: TokenHistory,
     text: IncrementalText,
     finish: Option<FinishReason>,
+    cache: Option<CachedPrefix>,
 }
 
 impl<'r> Sequence<'r> {
-    fn new(request: &'r GenerationRequest, width: usize, vocab_size: usize) -> Self {
+    fn new(request: &'r GenerationRequest, reused: usize, width: usize, vocab_size: usize) -> Self {
         let mut history = TokenHistory::new(vocab_size);
         if request.sampling.repetition_penalty != 1.0 {
             request.prompt_ids.iter().for_each(|&id| history.push(id));
         }
         Sequence {
             request,
-            pad: width - request.prompt_ids.len(),
+            reused,
+            pad: width - (request.prompt_ids.len() - reused),
             tokens: Vec::with_capacity(request.max_new_tokens),
             sampler: Sampler::new(&request.sampling),
             history,
             text: IncrementalText::new(&request.prompt_ids, &request.stop_strings),
             finish: None,
+            cache: None,
         }
+    }
+
+    /// The new prompt tail, which the prefill computes.
+    fn tail(&self) -> &[u32] {
+        &self.request.prompt_ids[self.reused..]
     }
 
     /// Records a chosen token and decides whether the sequence is finished.
@@ -85,41 +169,98 @@ impl<'r> Sequence<'r> {
     fn last_position(&self) -> i64 {
         (self.request.prompt_ids.len() + self.tokens.len()) as i64 - 1
     }
+
+    /// Copies this sequence's keys and values out of `row` of the batch cache: the reused
+    /// part, the prompt tail and every output token fed back so far.
+    fn keep_cache(&mut self, cache: &KvCache, row: usize, past_width: usize, width: usize) {
+        let fed = self.tokens.len() - 1;
+        let columns: Vec<i64> = (past_width - self.reused..past_width)
+            .chain(past_width + self.pad..past_width + width + fed)
+            .map(|c| c as i64)
+            .collect();
+        let index = Tensor::from_slice(&columns).to_device(cache.device());
+        let (keys, values) = cache.gather_row(row, &index);
+        let mut token_ids = self.request.prompt_ids.clone();
+        token_ids.extend_from_slice(&self.tokens[..fed]);
+        self.cache = Some(CachedPrefix {
+            token_ids,
+            keys,
+            values,
+        });
+    }
 }
 
 fn run(
     model: &LlamaForCausalLM,
     detok: &dyn Detokenizer,
     requests: &[GenerationRequest],
+    prefixes: &[Option<&CachedPrefix>],
+    keep_caches: bool,
     sink: &mut dyn TokenSink,
-) -> Result<Vec<GenerationOutput>, GenerationError> {
+) -> Result<Vec<Finished>, GenerationError> {
     let config = model.config();
     let device = model.device();
     let vocab = config.vocab_size;
-    let width = requests.iter().map(|r| r.prompt_ids.len()).max().unwrap_or(0);
-    let capacity = width + requests.iter().map(|r| r.max_new_tokens).max().unwrap_or(0);
+    // At least the last prompt token is always computed: its logits start the output.
+    let reused: Vec<usize> = requests
+        .iter()
+        .zip(prefixes)
+        .map(|(r, p)| p.map_or(0, |p| p.common_prefix(&r.prompt_ids).min(r.prompt_ids.len() - 1)))
+        .collect();
+    let past_width = reused.iter().copied().max().unwrap_or(0);
+    let width = requests
+        .iter()
+        .zip(&reused)
+        .map(|(r, &u)| r.prompt_ids.len() - u)
+        .max()
+        .unwrap_or(0);
+    let capacity = past_width + width + requests.iter().map(|r| r.max_new_tokens).max().unwrap_or(0);
     let pad_id = config
         .pad_token_id
         .filter(|&id| (id as usize) < vocab)
         .unwrap_or(0) as i64;
 
-    let mut seqs: Vec<Sequence> = requests.iter().map(|r| Sequence::new(r, width, vocab)).collect();
+    let mut seqs: Vec<Sequence> = requests
+        .iter()
+        .zip(&reused)
+        .map(|(r, &u)| Sequence::new(r, u, width, vocab))
+        .collect();
+    let mut cache = model.new_cache(requests.len(), capacity);
     let mut ids = Vec::with_capacity(requests.len() * width);
-    let mut mask = Vec::with_capacity(requests.len() * width);
-    for s in &seqs {
-        ids.extend(std::iter::repeat_n(pad_id, s.pad));
-        ids.extend(s.request.prompt_ids.iter().map(|&id| id as i64));
+    let mut mask = Vec::with_capacity(requests.len() * (past_width + width));
+    for (row, s) in seqs.iter().enumerate() {
+        if let Some(prefix) = prefixes[row].filter(|_| s.reused > 0) {
+            let keys: Vec<Tensor> = prefix
+                .keys
+                .iter()
+                .map(|k| k.narrow(2, 0, s.reused as i64))
+                .collect();
+            let values: Vec<Tensor> = prefix
+                .values
+                .iter()
+                .map(|v| v.narrow(2, 0, s.reused as i64))
+                .collect();
+            cache
+                .write_row(row, past_width, &keys, &values)
+                .map_err(|message| GenerationError::invalid(row, "prefixes", message))?;
+        }
+        mask.extend(std::iter::repeat_n(0i64, past_width - s.reused));
+        mask.extend(std::iter::repeat_n(1i64, s.reused));
         mask.extend(std::iter::repeat_n(0i64, s.pad));
-        mask.extend(std::iter::repeat_n(1i64, s.request.prompt_ids.len()));
+        mask.extend(std::iter::repeat_n(1i64, s.tail().len()));
+        ids.extend(std::iter::repeat_n(pad_id, s.pad));
+        ids.extend(s.tail().iter().map(|&id| id as i64));
     }
+    cache
+        .set_len(past_width)
+        .map_err(|message| GenerationError::invalid(0, "prefixes", message))?;
     let n = requests.len() as i64;
     let ids = Tensor::from_slice(&ids).view([n, width as i64]).to_device(device);
+    let mut padded = mask.contains(&0);
     let mut mask = Tensor::from_slice(&mask)
-        .view([n, width as i64])
+        .view([n, (past_width + width) as i64])
         .to_device(device);
-    let mut padded = seqs.iter().any(|s| s.pad > 0);
 
-    let mut cache = model.new_cache(requests.len(), capacity);
     let mut rows: Vec<usize> = (0..requests.len()).collect();
     let mut logits = model.forward_last(&ids, padded.then_some(&mask), None, Some(&mut cache))?;
     loop {
@@ -148,6 +289,8 @@ fn run(
             }
             if seq.finish.is_none() {
                 keep.push(row);
+            } else if keep_caches {
+                seq.keep_cache(&cache, row, past_width, width);
             }
         }
         if keep.is_empty() {
@@ -160,7 +303,9 @@ fn run(
                 mask = mask.index_select(0, &Tensor::from_slice(&index).to_device(device));
             }
             rows = keep.iter().map(|&r| rows[r]).collect();
-            padded = rows.iter().any(|&r| seqs[r].pad > 0);
+            padded = rows
+                .iter()
+                .any(|&r| seqs[r].pad > 0 || seqs[r].reused < past_width);
         }
 
         let b = rows.len() as i64;
@@ -179,11 +324,15 @@ fn run(
 
     Ok(seqs
         .into_iter()
-        .map(|s| GenerationOutput {
-            prompt_tokens: s.request.prompt_ids.len(),
-            finish_reason: s.finish.unwrap_or(FinishReason::Length),
-            token_ids: s.tokens,
-            text: s.text.into_text(),
+        .map(|s| Finished {
+            output: GenerationOutput {
+                prompt_tokens: s.request.prompt_ids.len(),
+                finish_reason: s.finish.unwrap_or(FinishReason::Length),
+                token_ids: s.tokens,
+                text: s.text.into_text(),
+            },
+            reused: s.reused,
+            cache: s.cache,
         })
         .collect())
 }

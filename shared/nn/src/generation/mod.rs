@@ -12,16 +12,20 @@
 //! - Stopping: stop token ids, stop strings matched on the decoded text (never streamed,
 //!   cut from the output), `max_new_tokens`; prompt + `max_new_tokens` beyond the model's
 //!   context is an error up front. Each output has its [`FinishReason`].
+//! - Prefix reuse ([`generate_reusing`], [`prefix`]): a request may start from the KV cache
+//!   an earlier call left, so a prompt that extends an earlier one prefills only its tail.
 
 mod error;
 mod generate;
+pub mod prefix;
 mod request;
 pub mod sampling;
 mod stream;
 mod text;
 
 pub use error::GenerationError;
-pub use generate::generate;
+pub use generate::{ReusingOutput, generate, generate_reusing};
+pub use prefix::CachedPrefix;
 pub use request::{FinishReason, GenerationOutput, GenerationRequest, SamplingParams};
 pub use sampling::{Sampler, TokenHistory};
 pub use stream::{NoStream, TokenEvent, TokenSink};

@@ -4,7 +4,9 @@
 //! Attention reads a narrowed view of the first `len` positions, so no step copies what is
 //! already cached. A forward call past the capacity grows the buffers (doubling); callers
 //! that know the final length (prompt + max new tokens) allocate it up front.
-//! Rows can be dropped ([`KvCache::retain_rows`]) when sequences of a batch finish.
+//! Rows can be dropped ([`KvCache::retain_rows`]) when sequences of a batch finish. A row
+//! can start from keys and values computed earlier ([`KvCache::write_row`]) and give its
+//! own back ([`KvCache::gather_row`]): prefix reuse across calls.
 
 use super::config::LlamaConfig;
 use tch::{Device, Kind, Tensor};
@@ -58,6 +60,10 @@ impl KvCache {
         self.capacity as usize
     }
 
+    pub fn device(&self) -> Device {
+        self.keys.first().map_or(Device::Cpu, Tensor::device)
+    }
+
     pub fn num_layers(&self) -> usize {
         self.keys.len()
     }
@@ -69,7 +75,7 @@ impl KvCache {
 
     /// Keeps only the given batch rows, in that order (e.g. when sequences finish).
     pub fn retain_rows(&mut self, rows: &[usize]) {
-        let device = self.keys.first().map_or(Device::Cpu, Tensor::device);
+        let device = self.device();
         let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
         let index = Tensor::from_slice(&index).to_device(device);
         for t in self.keys.iter_mut().chain(self.values.iter_mut()) {
@@ -117,5 +123,71 @@ impl KvCache {
 
     pub(crate) fn advance(&mut self, t: i64) {
         self.len += t;
+    }
+
+    /// Sets the cached length (positions the next forward call appends after), for a cache
+    /// whose rows were filled by [`KvCache::write_row`].
+    pub(crate) fn set_len(&mut self, len: usize) -> Result<(), String> {
+        if len as i64 > self.capacity {
+            return Err(format!("length {len} is past the capacity {}", self.capacity));
+        }
+        self.len = len as i64;
+        Ok(())
+    }
+
+    /// Writes per-layer keys and values `(1, n_kv, len, head_dim)` into row `row`, at
+    /// positions `end - len..end`.
+    pub(crate) fn write_row(
+        &mut self,
+        row: usize,
+        end: usize,
+        keys: &[Tensor],
+        values: &[Tensor],
+    ) -> Result<(), String> {
+        if keys.len() != self.keys.len() || values.len() != self.values.len() {
+            return Err(format!(
+                "holds {} layers, the model has {}",
+                keys.len(),
+                self.keys.len()
+            ));
+        }
+        let len = keys.first().map_or(0, |k| k.size()[2]);
+        let end = end as i64;
+        if row as i64 >= self.batch || len > end || end > self.capacity {
+            return Err(format!(
+                "{len} positions ending at {end} do not fit row {row} of a ({}, {}) cache",
+                self.batch, self.capacity
+            ));
+        }
+        for (dst, src) in self
+            .keys
+            .iter_mut()
+            .zip(keys)
+            .chain(self.values.iter_mut().zip(values))
+        {
+            let mut expected = dst.size();
+            (expected[0], expected[2]) = (1, len);
+            if src.size() != expected || src.device() != dst.device() {
+                return Err(format!(
+                    "a layer is {:?} on {:?}, expected {expected:?} on {:?}",
+                    src.size(),
+                    src.device(),
+                    dst.device()
+                ));
+            }
+            dst.narrow(0, row as i64, 1).narrow(2, end - len, len).copy_(src);
+        }
+        Ok(())
+    }
+
+    /// Copies the keys and values of row `row` at the given positions `(n,)` (int64), per
+    /// layer `(1, n_kv, n, head_dim)`.
+    pub(crate) fn gather_row(&self, row: usize, positions: &Tensor) -> (Vec<Tensor>, Vec<Tensor>) {
+        let gather = |ts: &[Tensor]| {
+            ts.iter()
+                .map(|t| t.narrow(0, row as i64, 1).index_select(2, positions))
+                .collect()
+        };
+        (gather(&self.keys), gather(&self.values))
     }
 }
