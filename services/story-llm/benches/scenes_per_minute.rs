@@ -7,6 +7,8 @@
 //! 2. Service: scenes per minute of `ModelBackedStoryLlm` (the real request path: scene by
 //!    scene prompting, sampling, parsing) at 1 and at 8 concurrent requests, and at 8
 //!    concurrent requests with batching off (`max_batch_size = 1`): the batching speed-up.
+//!    Prefix reuse (the worker's KV cache kept from scene to scene) is on, as by default;
+//!    two more rows run with it off (`prefix_cache_mb = 0`) to show what it brings.
 //!
 //! Run: `make bench` or `cargo bench -p storyreel-story-llm --bench scenes_per_minute`.
 //! `STORYREEL_BENCH_THREADS` sets the CPU threads (default: all cores).
@@ -158,9 +160,10 @@ async fn scenes_per_minute(service: &Arc<ModelBackedStoryLlm>, concurrency: usiz
     (scenes as f64 * 60.0 / elapsed.as_secs_f64(), elapsed)
 }
 
-async fn service_with_batch(max_batch_size: usize) -> Arc<ModelBackedStoryLlm> {
+async fn service_with(max_batch_size: usize, prefix_cache_mb: usize) -> Arc<ModelBackedStoryLlm> {
     let mut config = StoryLlmConfig::default();
     config.batching.max_batch_size = max_batch_size;
+    config.batching.prefix_cache_mb = prefix_cache_mb;
     config.batching.max_wait_ms = 20;
     let service = Arc::new(ModelBackedStoryLlm::start(&config).expect("starting story-llm"));
     service.wait_ready().await.expect("the model loads");
@@ -212,24 +215,37 @@ async fn main() {
     println!(
         "\nservice: stories of {SCENES_PER_STORY} scenes, up to 40 tokens each, sampled (t=0.7, top-p 0.9)"
     );
-    let batched = service_with_batch(8).await;
+    let reuse_mb = StoryLlmConfig::default().batching.prefix_cache_mb;
+    let batched = service_with(8, reuse_mb).await;
     let _ = scenes_per_minute(&batched, 1).await; // warm-up
     let (one, one_t) = scenes_per_minute(&batched, 1).await;
     let (eight, eight_t) = scenes_per_minute(&batched, 8).await;
     drop(batched);
-    let unbatched = service_with_batch(1).await;
+    let unbatched = service_with(1, reuse_mb).await;
     let (eight_unbatched, unbatched_t) = scenes_per_minute(&unbatched, 8).await;
-    println!("| concurrent requests | batching | scenes/min | wall |");
-    println!("|---|---|---|---|");
-    println!("| 1 | max 8 | {one:.1} | {:.1} s |", one_t.as_secs_f64());
-    println!("| 8 | max 8 | {eight:.1} | {:.1} s |", eight_t.as_secs_f64());
-    println!(
-        "| 8 | off (max 1) | {eight_unbatched:.1} | {:.1} s |",
-        unbatched_t.as_secs_f64()
-    );
+    drop(unbatched);
+    let no_reuse = service_with(8, 0).await;
+    let (one_no_reuse, one_no_reuse_t) = scenes_per_minute(&no_reuse, 1).await;
+    let (eight_no_reuse, eight_no_reuse_t) = scenes_per_minute(&no_reuse, 8).await;
+    drop(no_reuse);
+    println!("| concurrent requests | batching | prefix reuse | scenes/min | wall |");
+    println!("|---|---|---|---|---|");
+    let row = |n: usize, batching: &str, reuse: &str, rate: f64, wall: Duration| {
+        println!("| {n} | {batching} | {reuse} | {rate:.1} | {:.1} s |", wall.as_secs_f64());
+    };
+    row(1, "max 8", "on", one, one_t);
+    row(8, "max 8", "on", eight, eight_t);
+    row(8, "off (max 1)", "on", eight_unbatched, unbatched_t);
+    row(1, "max 8", "off", one_no_reuse, one_no_reuse_t);
+    row(8, "max 8", "off", eight_no_reuse, eight_no_reuse_t);
     println!(
         "\nspeed-up at 8 concurrent requests: {:.2}x over 1 request, {:.2}x over batching off",
         eight / one,
         eight / eight_unbatched
+    );
+    println!(
+        "prefix reuse: {:.2}x at 1 request, {:.2}x at 8",
+        one / one_no_reuse,
+        eight / eight_no_reuse
     );
 }
