@@ -130,13 +130,15 @@ fn spell(core: &str) -> Option<String> {
     let sign = if negative { "minus " } else { "" };
     // ordinals: 1st, 22nd, 103rd, 4th
     for suffix in ["st", "nd", "rd", "th"] {
-        if let Some(digits) = rest
+        let digits = rest
             .strip_suffix(suffix)
-            .or_else(|| rest.strip_suffix(&suffix.to_uppercase()))
+            .or_else(|| rest.strip_suffix(&suffix.to_uppercase()));
+        if let Some(digits) = digits
+            && currency.is_none()
+            && !percent
+            && digits.chars().all(|c| c.is_ascii_digit())
         {
-            if currency.is_none() && !percent && digits.chars().all(|c| c.is_ascii_digit()) {
-                return Some(format!("{sign}{}", ordinal(&cardinal(digits.parse().ok()?))));
-            }
+            return Some(format!("{sign}{}", ordinal(&cardinal(digits.parse().ok()?))));
         }
     }
     let plain: String = rest.chars().filter(|&c| c != ',').collect();

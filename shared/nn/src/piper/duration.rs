@@ -60,7 +60,7 @@ impl DdsConv {
             let y = self.norms_1[i].forward(&y).gelu("none");
             let y = self.convs_1x1[i].forward(&y);
             let y = self.norms_2[i].forward(&y).gelu("none");
-            x = x + y;
+            x += y;
         }
         x * mask
     }

@@ -6,9 +6,10 @@ use tch::{Tensor, nn, nn::Module};
 
 const LRELU_SLOPE: f64 = 0.1;
 
-/// `F.leaky_relu(x, slope)` (tch's binding has the default slope only).
+/// `F.leaky_relu(x, slope)`: tch binds leaky_relu with its default slope only; PReLU
+/// with one weight is the same function in one kernel (the same values, bit for bit).
 fn leaky(x: &Tensor, slope: f64) -> Tensor {
-    x.maximum(&(x * slope))
+    x.prelu(&Tensor::from_slice(&[slope as f32]).to_device(x.device()))
 }
 
 /// `ResBlock1` (`convs1` + `convs2`) or `ResBlock2` (`convs`).

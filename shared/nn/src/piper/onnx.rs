@@ -72,7 +72,7 @@ pub struct Converted {
 
 fn values(t: &TensorProto) -> Result<Vec<f32>, PiperError> {
     if !t.raw_data.is_empty() {
-        if t.raw_data.len() % 4 != 0 {
+        if !t.raw_data.len().is_multiple_of(4) {
             return Err(PiperError::Convert(format!(
                 "initialiser `{}`: raw data of {} bytes",
                 t.name,
