@@ -23,6 +23,10 @@ def main() -> None:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = job["threads"]
     options.inter_op_num_threads = 1
+    # as libtorch's OpenMP threads under OMP_WAIT_POLICY=PASSIVE: idle threads sleep
+    # instead of spinning (the fair setting on a shared machine)
+    if not job.get("spinning", True):
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(job["onnx"], sess_options=options, providers=["CPUExecutionProvider"])
     scales = np.array(job["scales"], dtype=np.float32)
 
