@@ -126,7 +126,11 @@ fn main() {
         "tts rtf: {} sentences, {} thread(s), fastest of {REPEATS} passes, idle threads {}",
         sentences.len(),
         threads(),
-        if passive_threads() { "sleep (OMP_WAIT_POLICY=PASSIVE)" } else { "spin (default)" }
+        if passive_threads() {
+            "sleep (OMP_WAIT_POLICY=PASSIVE)"
+        } else {
+            "spin (default)"
+        }
     );
     let params = SpeechParams { rate: 1.0, seed: 0 };
 

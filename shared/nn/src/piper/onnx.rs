@@ -265,3 +265,45 @@ pub fn write_converted(onnx: &Path, out: &Path) -> Result<(usize, usize), PiperE
     })?;
     Ok((converted.tensors.len(), converted.skipped))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_initialiser_or_its_consumer() {
+        let named = |name: &str, consumers: &[(&str, &str, usize)]| pytorch_name(name, consumers);
+        assert_eq!(
+            named("enc_p.proj.weight", &[]),
+            Some(("enc_p.proj.weight".into(), false))
+        );
+        assert_eq!(
+            named(
+                "onnx::Conv_8168",
+                &[("/flow/flows.6/enc/in_layers.0/Conv", "Conv", 1)]
+            ),
+            Some(("flow.flows.6.enc.in_layers.0.weight".into(), false))
+        );
+        assert_eq!(
+            named(
+                "onnx::Conv_9",
+                &[("/dec/ups.1/ConvTranspose", "ConvTranspose", 2)]
+            ),
+            Some(("dec.ups.1.bias".into(), false))
+        );
+        assert_eq!(
+            named("sid", &[("/enc_p/emb/Gather", "Gather", 0)]),
+            Some(("enc_p.emb.weight".into(), false))
+        );
+        assert_eq!(
+            named("/dp/flows.0/Exp_output_0", &[("/dp/flows.0/Mul", "Mul", 1)]),
+            Some(("dp.flows.0.logs".into(), true))
+        );
+        // graph constants are not weights
+        assert_eq!(named("onnx::Split_4075", &[("", "Slice", 4)]), None);
+        assert_eq!(
+            named("/enc_p/Constant_output_0", &[("/enc_p/Mul", "Mul", 1)]),
+            None
+        );
+    }
+}
