@@ -62,10 +62,66 @@ impl ResBlock {
     }
 }
 
+/// A stride-`u`, kernel-`2u`, padding-`u/2` transposed convolution (piper's upsampling)
+/// run as `u` phases of one 3-tap `conv1d` whose outputs are interleaved: the same sums
+/// (in another order), in libtorch's faster convolution kernels (~1.7x on CPU).
+#[derive(Debug)]
+struct Polyphase {
+    weight: Tensor,
+    bias: Tensor,
+    stride: i64,
+    out_channels: i64,
+}
+
+impl Polyphase {
+    /// `None` unless the layer has that shape.
+    fn of(up: &nn::ConvTranspose1D, stride: i64) -> Option<Self> {
+        let (cin, cout, k) = up.ws.size3().ok()?;
+        let pad = (k - stride) / 2;
+        if k != 2 * stride || stride % 2 != 0 {
+            return None;
+        }
+        let w = &up.ws;
+        let zeros = Tensor::zeros([cout, cin], (w.kind(), w.device()));
+        // tap t of phase r reads x[n - 1 + t]; its kernel index follows from
+        // j + pad = i * stride + k with j = n * stride + r
+        let tap = |k: i64| w.select(2, k).transpose(0, 1);
+        let phases: Vec<Tensor> = (0..stride)
+            .map(|r| {
+                let q = r + pad;
+                let taps = if q < stride {
+                    [tap(q + stride), tap(q), zeros.shallow_clone()]
+                } else {
+                    [zeros.shallow_clone(), tap(q), tap(q - stride)]
+                };
+                Tensor::stack(&taps, 2)
+            })
+            .collect();
+        let bias = up.bs.as_ref()?.repeat([stride]);
+        Some(Polyphase {
+            weight: Tensor::cat(&phases, 0).contiguous(),
+            bias,
+            stride,
+            out_channels: cout,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, _, t) = x.size3().expect("(B, C, T)");
+        x.conv1d(&self.weight, Some(&self.bias), [1], [1], [1], 1)
+            .view([b, self.stride, self.out_channels, t])
+            .permute([0, 2, 3, 1])
+            .reshape([b, self.out_channels, t * self.stride])
+    }
+}
+
 #[derive(Debug)]
 pub struct Generator {
     conv_pre: nn::Conv1D,
     ups: Vec<nn::ConvTranspose1D>,
+    /// `ups` as polyphase convolutions, made from the loaded weights on first use.
+    polyphase: std::cell::OnceCell<Vec<Option<Polyphase>>>,
+    upsample_rates: Vec<i64>,
     resblocks: Vec<ResBlock>,
     conv_post: nn::Conv1D,
     num_kernels: usize,
@@ -112,14 +168,30 @@ impl Generator {
                 nn::ConvConfig { bias: false, ..pad3 },
             ),
             num_kernels: c.resblock_kernel_sizes.len(),
+            polyphase: std::cell::OnceCell::new(),
+            upsample_rates: c.upsample_rates.clone(),
         }
     }
 
-    /// Latent (B, C, T) -> waveform (B, 1, T * hop).
+    /// Latent (B, C, T) -> waveform (B, 1, T * hop). Call after the weights are loaded
+    /// (the polyphase upsampling weights are derived from them once).
     pub fn forward(&self, z: &Tensor) -> Tensor {
         let mut x = self.conv_pre.forward(z);
+        let polyphase = self.polyphase.get_or_init(|| {
+            tch::no_grad(|| {
+                self.ups
+                    .iter()
+                    .zip(&self.upsample_rates)
+                    .map(|(up, &u)| Polyphase::of(up, u))
+                    .collect()
+            })
+        });
         for (i, up) in self.ups.iter().enumerate() {
-            x = up.forward(&leaky(&x, LRELU_SLOPE));
+            let x_act = leaky(&x, LRELU_SLOPE);
+            x = match &polyphase[i] {
+                Some(fast) => fast.forward(&x_act),
+                None => up.forward(&x_act),
+            };
             let blocks = &self.resblocks[i * self.num_kernels..(i + 1) * self.num_kernels];
             let sum = blocks
                 .iter()
