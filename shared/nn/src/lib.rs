@@ -13,7 +13,9 @@
 //! - [`bert`]: the BERT sentence encoder (mean pooling, L2 normalisation);
 //! - [`clip_text`]: the CLIP text encoder for the keyframe stage;
 //! - [`diffusion`]: the keyframe stage's video latent diffusion (diffusers' UNet, AnimateDiff
-//!   motion modules, AutoencoderKL, schedulers, guided sampling).
+//!   motion modules, AutoencoderKL, schedulers, guided sampling);
+//! - [`piper`]: Piper's VITS voices (text encoder, stochastic duration predictor, flow,
+//!   HiFi-GAN) and the conversion of their ONNX exports.
 
 pub mod bert;
 pub mod clip_text;
@@ -23,6 +25,7 @@ pub mod generation;
 pub mod gguf;
 pub mod layers;
 pub mod llama;
+pub mod piper;
 pub mod tokenizer;
 pub mod weights;
 

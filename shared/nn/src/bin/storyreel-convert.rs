@@ -5,6 +5,7 @@
 //! storyreel-convert gguf-info --gguf FILE
 //! storyreel-convert clip-bpe --merges FILE --out DIR
 //! storyreel-convert tiny-keyframe --out DIR [--seed N]
+//! storyreel-convert piper-onnx --onnx FILE --out DIR
 //! ```
 //!
 //! The work is done in `storyreel_nn::gguf` and `storyreel_nn::diffusion::tiny_model`;
@@ -19,6 +20,7 @@ use storyreel_nn::{
         GgufFile, describe,
         to_hf::{OutputDtype, convert_gguf_to_hf},
     },
+    piper::onnx::write_converted,
 };
 
 #[derive(Parser)]
@@ -67,6 +69,16 @@ enum Command {
         /// the seed of the random weights
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Rebuild a Piper voice's PyTorch state dict from its ONNX export: writes
+    /// model.safetensors and config.json (the VITS hyperparameters) into the directory.
+    PiperOnnx {
+        /// the voice's .onnx file
+        #[arg(long)]
+        onnx: PathBuf,
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -120,6 +132,14 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 "wrote the tiny keyframe model (seed {seed}) to {}: {} files",
                 out.display(),
                 files.len()
+            );
+        }
+        Command::PiperOnnx { onnx, out } => {
+            let (weights, constants) = write_converted(&onnx, &out)?;
+            println!(
+                "converted {} -> {}: {weights} weight tensors ({constants} graph constants left out)",
+                onnx.display(),
+                out.display()
             );
         }
     }

@@ -1,0 +1,229 @@
+//! The thin gRPC adapter: per call it validates the request (INVALID_ARGUMENT naming the
+//! field and limit), calls [`Tts`], and converts the answer or the error (through
+//! `storyreel_runtime::to_status`). The caller's trace context is already the parent span
+//! (the runtime's server layer). Calls run under the earliest of the job deadline, the
+//! gRPC deadline and the server's request timeout.
+
+use crate::{
+    config::TtsConfig,
+    error::TtsError,
+    service::{Segment, StreamEvent, Synthesis, SynthesisRequest, Tts},
+    validation::{validate_stream, validate_synthesize},
+    voice::{Backend, VoiceDescription},
+};
+use futures::StreamExt;
+use std::{sync::Arc, time::Instant};
+use storyreel_proto::tts::{
+    self as wire, AudioChunk, AudioEncoding, ListVoicesRequest, ListVoicesResponse, SceneEnd, StreamHeader,
+    SynthesizeResponse, SynthesizeStreamResponse, TextSegment, VoiceBackend,
+    synthesize_stream_response::Event,
+    tts_service_server::{TtsService, TtsServiceServer},
+};
+use storyreel_runtime::{
+    ServerConfig,
+    job::{earliest, grpc_deadline},
+    tensor_ref, to_status, with_message_limits,
+};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+use tracing::Instrument;
+
+/// The tonic service over any [`Tts`].
+#[derive(Clone)]
+pub struct TtsGrpc {
+    service: Arc<dyn Tts>,
+    config: Arc<TtsConfig>,
+}
+
+impl TtsGrpc {
+    pub fn new(service: Arc<dyn Tts>, config: &TtsConfig) -> Self {
+        Self {
+            service,
+            config: Arc::new(config.clone()),
+        }
+    }
+
+    pub fn into_server(self, server: &ServerConfig) -> TtsServiceServer<Self> {
+        with_message_limits!(TtsServiceServer::new(self), server)
+    }
+
+    /// The earliest of the job's, the call's and the server's deadlines.
+    fn deadline(&self, request: &mut SynthesisRequest, metadata: &MetadataMap) -> Result<(), Status> {
+        let now = Instant::now();
+        let deadline = earliest(
+            earliest(request.deadline, grpc_deadline(metadata, now)),
+            now.checked_add(self.config.server.request_timeout()),
+        );
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(status(TtsError::DeadlineExceeded));
+        }
+        request.deadline = deadline;
+        Ok(())
+    }
+}
+
+fn status(err: TtsError) -> Status {
+    tracing::debug!(error = %err, "tts request failed");
+    to_status(&err)
+}
+
+#[tonic::async_trait]
+impl TtsService for TtsGrpc {
+    async fn synthesize(
+        &self,
+        request: Request<wire::SynthesizeRequest>,
+    ) -> Result<Response<SynthesizeResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let mut request = validate_synthesize(message, &self.service.voices(), &self.config)
+            .map_err(|e| status(e.into()))?;
+        self.deadline(&mut request, &metadata)?;
+        let span = tracing::info_span!(
+            "tts.synthesize",
+            job_id = request.job.job_id.as_deref().unwrap_or(""),
+            voice = %request.synthesis.voice,
+            scenes = request.synthesis.scenes.len(),
+        );
+        let result = self
+            .service
+            .synthesize(request)
+            .instrument(span)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(result.into()))
+    }
+
+    type SynthesizeStreamStream =
+        futures::stream::BoxStream<'static, Result<SynthesizeStreamResponse, Status>>;
+
+    async fn synthesize_stream(
+        &self,
+        request: Request<wire::SynthesizeStreamRequest>,
+    ) -> Result<Response<Self::SynthesizeStreamStream>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let (mut request, encoding, chunk_samples) =
+            validate_stream(message, &self.service.voices(), &self.config).map_err(|e| status(e.into()))?;
+        self.deadline(&mut request, &metadata)?;
+        let events = self
+            .service
+            .synthesize_stream(request, chunk_samples)
+            .map(move |event| event.map(|e| stream_message(e, encoding)).map_err(status))
+            .boxed();
+        Ok(Response::new(events))
+    }
+
+    async fn list_voices(
+        &self,
+        request: Request<ListVoicesRequest>,
+    ) -> Result<Response<ListVoicesResponse>, Status> {
+        let language = request.into_inner().language.to_lowercase();
+        let default = self.config.default_voice.clone();
+        let mut voices: Vec<wire::Voice> = self
+            .service
+            .voices()
+            .into_iter()
+            .filter(|v| {
+                language.is_empty()
+                    || v.languages
+                        .iter()
+                        .any(|l| l.to_lowercase().starts_with(&language))
+            })
+            .map(|v| voice_message(v, &default))
+            .collect();
+        voices.sort_by_key(|v| !v.is_default);
+        Ok(Response::new(ListVoicesResponse { voices }))
+    }
+}
+
+fn voice_message(v: VoiceDescription, default: &str) -> wire::Voice {
+    wire::Voice {
+        is_default: v.id == default,
+        id: v.id,
+        display_name: v.display_name,
+        backend: match v.backend {
+            Backend::EspeakNg => VoiceBackend::EspeakNg,
+            Backend::Piper => VoiceBackend::Piper,
+        } as i32,
+        languages: v.languages,
+        native_sample_rate_hz: v.native_sample_rate,
+        licence: v.licence,
+        model: Some(v.model.into()),
+    }
+}
+
+fn segments(segments: Vec<Segment>) -> Vec<TextSegment> {
+    segments
+        .into_iter()
+        .map(|s| TextSegment {
+            text: s.text,
+            start_s: s.start_s,
+            end_s: s.end_s,
+        })
+        .collect()
+}
+
+/// Samples in the stream's encoding.
+pub fn encode(samples: &[f32], encoding: AudioEncoding) -> Vec<u8> {
+    match encoding {
+        AudioEncoding::PcmF32le => samples.iter().flat_map(|s| s.to_le_bytes()).collect(),
+        _ => samples
+            .iter()
+            .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+            .collect(),
+    }
+}
+
+fn stream_message(event: StreamEvent, encoding: AudioEncoding) -> SynthesizeStreamResponse {
+    let event = match event {
+        StreamEvent::Header {
+            model,
+            voice,
+            sample_rate,
+        } => Event::Header(StreamHeader {
+            model: Some(model.into()),
+            voice,
+            sample_rate_hz: sample_rate,
+            encoding: encoding as i32,
+        }),
+        StreamEvent::Samples {
+            scene_index,
+            offset,
+            samples,
+        } => Event::Chunk(AudioChunk {
+            scene_index,
+            sample_offset: offset,
+            pcm: encode(&samples, encoding).into(),
+        }),
+        StreamEvent::SceneEnd {
+            scene_index,
+            total_samples,
+            duration_s,
+            segments: s,
+        } => Event::SceneEnd(SceneEnd {
+            scene_index,
+            total_samples,
+            duration_s,
+            segments: segments(s),
+        }),
+    };
+    SynthesizeStreamResponse { event: Some(event) }
+}
+
+impl From<Synthesis> for SynthesizeResponse {
+    fn from(s: Synthesis) -> Self {
+        SynthesizeResponse {
+            scenes: s
+                .scenes
+                .into_iter()
+                .map(|scene| wire::SceneAudio {
+                    scene_index: scene.scene_index,
+                    audio: Some(tensor_ref::to_wire(&scene.audio)),
+                    duration_s: scene.duration_s,
+                    sample_rate_hz: scene.sample_rate,
+                    segments: segments(scene.segments),
+                })
+                .collect(),
+            model: Some(s.model.into()),
+            voice: s.voice,
+            stats: Some(s.stats.into()),
+        }
+    }
+}

