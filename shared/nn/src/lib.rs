@@ -15,6 +15,7 @@
 //! - [`diffusion`]: the keyframe stage's video latent diffusion (diffusers' UNet, AnimateDiff
 //!   motion modules, AutoencoderKL, schedulers, guided sampling);
 //! - [`rife`]: RIFE 4.0 frame interpolation (the interpolation stage);
+//! - [`realesrgan`]: Real-ESRGAN upscalers (SRVGGNetCompact, RRDBNet) in tiles;
 //! - [`torch_zip`]: reading `torch.save` state dicts, for conversion to safetensors.
 
 pub mod bert;
@@ -25,6 +26,7 @@ pub mod generation;
 pub mod gguf;
 pub mod layers;
 pub mod llama;
+pub mod realesrgan;
 pub mod rife;
 pub mod tokenizer;
 pub mod torch_zip;

@@ -6,6 +6,7 @@
 //! storyreel-convert clip-bpe --merges FILE --out DIR
 //! storyreel-convert tiny-keyframe --out DIR [--seed N]
 //! storyreel-convert rife-pkl --pkl flownet.pkl --out DIR
+//! storyreel-convert realesrgan-ncnn --param P --bin B --model NAME --out FILE
 //! ```
 //!
 //! The work is done in `storyreel_nn::gguf` and `storyreel_nn::diffusion::tiny_model`;
@@ -77,6 +78,20 @@ enum Command {
         #[arg(long)]
         pkl: PathBuf,
         /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Convert a Real-ESRGAN ncnn release (.param + .bin, fp16 weights) into safetensors
+    /// with basicsr's key names (f32), and check it loads strictly.
+    RealesrganNcnn {
+        #[arg(long)]
+        param: PathBuf,
+        #[arg(long)]
+        bin: PathBuf,
+        /// realesr-animevideov3-x4 or realesrgan-x4plus
+        #[arg(long)]
+        model: String,
+        /// the safetensors file to write
         #[arg(long)]
         out: PathBuf,
     },
@@ -159,6 +174,19 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 renamed.len(),
                 path.display()
             );
+        }
+        Command::RealesrganNcnn {
+            param,
+            bin,
+            model,
+            out,
+        } => {
+            use storyreel_nn::realesrgan::{RealEsrganModel, convert::convert_ncnn};
+            let model = RealEsrganModel::parse(&model).ok_or_else(|| {
+                format!("--model {model}: not realesr-animevideov3-x4 or realesrgan-x4plus")
+            })?;
+            let n = convert_ncnn(&param, &bin, model, &out)?;
+            println!("wrote {n} tensors to {} (loads strictly)", out.display());
         }
     }
     Ok(())
