@@ -46,10 +46,10 @@ ESRGAN_CLIP = "wine-and-drum"
 
 
 def frame(clip: str, index: int, size: int) -> np.ndarray:
-    """Frame `index` of a demo clip scaled to `size` high, centre-cropped square: (3, S, S) uint8."""
+    """Frame `index` of a demo clip scaled to cover `size` x `size`, centre-cropped: (3, S, S) uint8."""
     raw = subprocess.run(
         ["ffmpeg", "-v", "error", "-i", str(CACHE / "demo-clips" / f"{clip}.mp4"),
-         "-vf", f"select=eq(n\\,{index}),scale=-2:{size},crop={size}:{size}",
+         "-vf", f"select=eq(n\\,{index}),scale={size}:{size}:force_original_aspect_ratio=increase,crop={size}:{size}",
          "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         check=True, capture_output=True).stdout
     return np.frombuffer(raw, np.uint8).reshape(size, size, 3).transpose(2, 0, 1).copy()

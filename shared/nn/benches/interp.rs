@@ -46,7 +46,9 @@ struct Args {
 fn models() -> PathBuf {
     std::env::var_os("STORYREEL_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/storyreel"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/storyreel")
+        })
         .join("models")
 }
 
@@ -96,7 +98,9 @@ fn bench(what: &str, size: i64, args: &Args) {
             let img0 = input(&args.inputs, "img0", || pattern(size, 0.0));
             let img1 = input(&args.inputs, "img1", || pattern(size, 6.0));
             time(args.iters, args.warmup, || {
-                rife.interpolate(&img0, &img1, 0.5, RifeOptions::default()).unwrap();
+                let _ = rife
+                    .interpolate(&img0, &img1, 0.5, RifeOptions::default())
+                    .unwrap();
             })
         }
         "x4" | "x4plus" => {
@@ -108,7 +112,7 @@ fn bench(what: &str, size: i64, args: &Args) {
             let net = RealEsrgan::load(&models().join("realesrgan"), model, Device::Cpu).unwrap();
             let image = input(&args.inputs, "image", || pattern(size, 0.0));
             time(args.iters, args.warmup, || {
-                net.upscale(&image, TileOptions::default()).unwrap();
+                let _ = net.upscale(&image, TileOptions::default()).unwrap();
             })
         }
         other => panic!("--what {other}: not rife, x4 or x4plus"),

@@ -96,7 +96,7 @@ impl Default for TileOptions {
 #[derive(Debug)]
 enum Net {
     Compact(SrVggNetCompact),
-    Rrdb(RrdbNet),
+    Rrdb(Box<RrdbNet>),
 }
 
 #[derive(Debug)]
@@ -120,7 +120,7 @@ impl RealEsrgan {
             RealEsrganModel::AnimeVideoV3X2 | RealEsrganModel::AnimeVideoV3X4 => {
                 Net::Compact(SrVggNetCompact::new(p, SrVggConfig::ANIMEVIDEO_V3))
             }
-            RealEsrganModel::X4Plus => Net::Rrdb(RrdbNet::new(p, RrdbConfig::X4PLUS)),
+            RealEsrganModel::X4Plus => Net::Rrdb(Box::new(RrdbNet::new(p, RrdbConfig::X4PLUS))),
         }
     }
 

@@ -77,8 +77,8 @@ impl IfNet {
                 warped1 = warp(img1, &flow.narrow(1, 2, 2));
                 (f0, m0) = self.blocks[i].forward(&input(&warped0, &warped1, &mask), Some(&flow), scales[i]);
             }
-            flow = flow + f0;
-            mask = mask + m0;
+            flow += f0;
+            mask += m0;
             warped0 = warp(img0, &flow.narrow(1, 0, 2));
             warped1 = warp(img1, &flow.narrow(1, 2, 2));
         }

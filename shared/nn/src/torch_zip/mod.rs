@@ -76,7 +76,7 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>, TorchZipErr
         }
         let bytes = &storages[&t.storage];
         let element = t.kind.elt_size_in_bytes();
-        if bytes.len() % element != 0 {
+        if !bytes.len().is_multiple_of(element) {
             return Err(TorchZipError::Layout {
                 path: path.to_path_buf(),
                 message: format!(
