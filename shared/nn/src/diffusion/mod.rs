@@ -9,6 +9,7 @@
 //! - [`schedulers`]: DDIM, Euler discrete, DPM-Solver++ 2M behind one trait;
 //! - [`pipeline`]: prompt conditioning and the guided sampling loop (`AnimateDiffPipeline`);
 //! - [`tiny_model`]: the seeded tiny random keyframe model `make models` writes;
+//! - [`interpolation`]: the interpolation LDM (masked-conditioning motion UNet, T -> 4T);
 //! - building blocks: [`attention`], [`transformer_2d`], [`resnet`], [`embeddings`],
 //!   [`activation`], [`naming`] (the two attention key namings).
 
@@ -16,6 +17,7 @@ pub mod activation;
 pub mod attention;
 pub mod embeddings;
 pub mod error;
+pub mod interpolation;
 pub mod motion;
 pub mod naming;
 pub mod pipeline;

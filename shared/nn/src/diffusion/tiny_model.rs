@@ -36,7 +36,7 @@ use crate::clip_text::{ClipLayout, ClipTextConfig, ClipTextModel};
 const TOKENIZER_JSON: &str = include_str!("../../tests/fixtures/clip_text/tokenizer.json");
 const DIFFUSERS_VERSION: &str = "0.42.1";
 
-fn unet_config() -> Value {
+pub(crate) fn unet_config() -> Value {
     json!({
         "_class_name": "UNet2DConditionModel", "_diffusers_version": DIFFUSERS_VERSION,
         "act_fn": "silu", "attention_head_dim": 4, "block_out_channels": [32, 64],
@@ -48,7 +48,7 @@ fn unet_config() -> Value {
     })
 }
 
-fn adapter_config() -> Value {
+pub(crate) fn adapter_config() -> Value {
     json!({
         "_class_name": "MotionAdapter", "_diffusers_version": DIFFUSERS_VERSION,
         "block_out_channels": [32, 64], "conv_in_channels": null, "motion_layers_per_block": 2,
@@ -89,7 +89,7 @@ fn tokenizer_config() -> Value {
     })
 }
 
-fn scheduler_config() -> Value {
+pub(crate) fn scheduler_config() -> Value {
     // AnimateDiff's DDIM settings.
     json!({
         "_class_name": "DDIMScheduler", "_diffusers_version": DIFFUSERS_VERSION,
@@ -111,7 +111,7 @@ fn model_index() -> Value {
 
 /// Overwrites every variable of `vs` with seeded values (see the module docs), in name
 /// order; `fixed` gives the exact value of named buffers.
-fn randomise(vs: &nn::VarStore, seed: u64, fixed: impl Fn(&str, &Tensor) -> Option<Tensor>) {
+pub(crate) fn randomise(vs: &nn::VarStore, seed: u64, fixed: impl Fn(&str, &Tensor) -> Option<Tensor>) {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
@@ -137,7 +137,7 @@ fn randomise(vs: &nn::VarStore, seed: u64, fixed: impl Fn(&str, &Tensor) -> Opti
     });
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<(), DiffusionError> {
+pub(crate) fn write_json(path: &Path, value: &Value) -> Result<(), DiffusionError> {
     let text = serde_json::to_string_pretty(value).expect("json values serialise") + "\n";
     std::fs::write(path, text).map_err(|source| DiffusionError::Io {
         path: path.to_path_buf(),
@@ -145,18 +145,18 @@ fn write_json(path: &Path, value: &Value) -> Result<(), DiffusionError> {
     })
 }
 
-fn write_tensors(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<(), DiffusionError> {
+pub(crate) fn write_tensors(path: &Path, tensors: Vec<(String, Tensor)>) -> Result<(), DiffusionError> {
     Tensor::write_safetensors(&tensors, path)?;
     Ok(())
 }
 
-fn sorted(vs: &nn::VarStore, keep: impl Fn(&str) -> bool) -> Vec<(String, Tensor)> {
+pub(crate) fn sorted(vs: &nn::VarStore, keep: impl Fn(&str) -> bool) -> Vec<(String, Tensor)> {
     let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(n, _)| keep(n)).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
 
-fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> T {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> T {
     serde_json::from_value(value.clone()).expect("the built-in configs parse")
 }
 

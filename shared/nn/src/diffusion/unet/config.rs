@@ -1,6 +1,6 @@
 //! `config.json` of diffusers' `UNet2DConditionModel`. Missing fields take diffusers'
-//! defaults. Options the model does not implement (class and addition embeddings, other
-//! time embeddings, other block types) are errors that name the field, never ignored.
+//! defaults. Options the model does not implement (addition embeddings, other time
+//! embeddings, other block types) are errors that name the field, never ignored.
 
 use std::path::Path;
 
@@ -167,11 +167,13 @@ pub struct UNet2DConditionConfig {
     pub dual_cross_attention: bool,
     #[serde(default)]
     pub mid_block_only_cross_attention: Option<bool>,
-    /// Options that must be absent (null): the model has no code for them.
+    /// With `num_class_embeds`: the class (for the x4 upscaler, noise level) embedding
+    /// added to the time embedding; see [`UNet2DConditionConfig::class_embedding`].
     #[serde(default)]
     pub class_embed_type: Option<Value>,
     #[serde(default)]
     pub num_class_embeds: Option<Value>,
+    /// Options that must be absent (null): the model has no code for them.
     #[serde(default)]
     pub addition_embed_type: Option<Value>,
     #[serde(default)]
@@ -194,6 +196,19 @@ pub struct UNet2DConditionConfig {
     pub resnet_skip_time_act: bool,
     #[serde(default)]
     pub class_embeddings_concat: bool,
+}
+
+/// The class embedding diffusers builds from `class_embed_type` and `num_class_embeds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassEmbedding {
+    /// Neither is set.
+    None,
+    /// `class_embed_type` null, `num_class_embeds` n: `nn.Embedding(n, time_embed_dim)`
+    /// (the x4 upscaler's noise level, n = 1000).
+    Table(i64),
+    /// `class_embed_type` "timestep": the labels go through the sinusoidal projection and a
+    /// `TimestepEmbedding`.
+    Timestep,
 }
 
 /// Per down block (in down order) values, resolved from the config.
@@ -235,8 +250,29 @@ impl UNet2DConditionConfig {
         })
     }
 
+    pub fn class_embedding(&self) -> Result<ClassEmbedding, DiffusionError> {
+        let kind = self.class_embed_type.as_ref().filter(|v| !v.is_null());
+        let count = self.num_class_embeds.as_ref().filter(|v| !v.is_null());
+        match (kind, count) {
+            (None, None) => Ok(ClassEmbedding::None),
+            (None, Some(n)) => match n.as_i64() {
+                Some(n) if n >= 1 => Ok(ClassEmbedding::Table(n)),
+                _ => Err(DiffusionError::config(
+                    "num_class_embeds",
+                    format!("must be a positive integer, got {n}"),
+                )),
+            },
+            (Some(Value::String(t)), _) if t == "timestep" => Ok(ClassEmbedding::Timestep),
+            (Some(other), _) => Err(DiffusionError::config(
+                "class_embed_type",
+                format!("{other} is not supported (null with `num_class_embeds`, or \"timestep\")"),
+            )),
+        }
+    }
+
     /// Checks every field the model relies on; errors name the field.
     pub fn validate(&self) -> Result<(), DiffusionError> {
+        self.class_embedding()?;
         let n = self.block_out_channels.len();
         if n == 0 {
             return Err(DiffusionError::config("block_out_channels", "must not be empty"));
@@ -277,8 +313,6 @@ impl UNet2DConditionConfig {
             }
         }
         let nulls = [
-            ("class_embed_type", &self.class_embed_type),
-            ("num_class_embeds", &self.num_class_embeds),
             ("addition_embed_type", &self.addition_embed_type),
             ("encoder_hid_dim", &self.encoder_hid_dim),
             ("encoder_hid_dim_type", &self.encoder_hid_dim_type),

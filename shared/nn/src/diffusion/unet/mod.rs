@@ -10,5 +10,5 @@ pub mod blocks;
 pub mod config;
 pub mod model;
 
-pub use config::{PerBlock, ResolvedBlocks, UNet2DConditionConfig};
+pub use config::{ClassEmbedding, PerBlock, ResolvedBlocks, UNet2DConditionConfig};
 pub use model::UNet;

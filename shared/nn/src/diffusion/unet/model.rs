@@ -12,7 +12,7 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor, nn, nn::Module};
 
 use super::{
-    UNet2DConditionConfig,
+    ClassEmbedding, UNet2DConditionConfig,
     blocks::{BlockOptions, DownBlock, MidBlock, UpBlock},
 };
 use crate::{
@@ -24,15 +24,24 @@ use crate::{
         resnet::ResnetOptions,
         transformer_2d::Transformer2DOptions,
     },
-    layers::{conv2d, group_norm},
+    layers::{conv2d, embedding, group_norm},
     weights::load_strict,
 };
+
+/// `class_embedding`: added to the time embedding (the x4 upscaler's noise level).
+#[derive(Debug)]
+enum ClassEmbed {
+    None,
+    Table(nn::Embedding),
+    Timestep(TimestepEmbedding),
+}
 
 /// The UNet, with or without motion modules.
 #[derive(Debug)]
 pub struct UNet {
     conv_in: nn::Conv2D,
     time_embedding: TimestepEmbedding,
+    class_embedding: ClassEmbed,
     down_blocks: Vec<DownBlock>,
     mid_block: MidBlock,
     up_blocks: Vec<UpBlock>,
@@ -207,6 +216,16 @@ impl UNet {
                 (c.conv_in_kernel - 1) / 2,
             ),
             time_embedding: TimestepEmbedding::new(p / "time_embedding", ch0, temb_dim, c.act_fn),
+            class_embedding: match c.class_embedding()? {
+                ClassEmbedding::None => ClassEmbed::None,
+                ClassEmbedding::Table(n) => ClassEmbed::Table(embedding(p / "class_embedding", n, temb_dim)),
+                ClassEmbedding::Timestep => ClassEmbed::Timestep(TimestepEmbedding::new(
+                    p / "class_embedding",
+                    ch0,
+                    temb_dim,
+                    c.act_fn,
+                )),
+            },
             down_blocks,
             mid_block,
             up_blocks,
@@ -285,6 +304,19 @@ impl UNet {
         timestep: &Tensor,
         context: &Tensor,
     ) -> Result<Tensor, DiffusionError> {
+        self.forward_with_class(sample, timestep, context, None)
+    }
+
+    /// [`UNet::forward`] with `class_labels`, a scalar or (N,) tensor, which a UNet with a
+    /// class embedding (`num_class_embeds` or `class_embed_type`) requires: integer
+    /// classes below `num_class_embeds` (the x4 upscaler's noise level), or timesteps.
+    pub fn forward_with_class(
+        &self,
+        sample: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        class_labels: Option<&Tensor>,
+    ) -> Result<Tensor, DiffusionError> {
         let size = sample.size();
         if size.len() != 4 {
             return Err(DiffusionError::input(
@@ -295,7 +327,10 @@ impl UNet {
         let n = size[0];
         self.check_context(context, n, n)?;
         let timestep = broadcast_timestep(timestep, n, self.device)?;
-        Ok(tch::no_grad(|| self.run(sample, &timestep, context, 1)))
+        let classes = self.check_class_labels(class_labels, n)?;
+        Ok(tch::no_grad(|| {
+            self.run(sample, &timestep, context, classes.as_ref(), 1)
+        }))
     }
 
     /// The video UNet's noise prediction, as diffusers' `UNetMotionModel`: `sample`:
@@ -329,9 +364,43 @@ impl UNet {
         };
         let timestep = broadcast_timestep(timestep, b, self.device)?.repeat_interleave_self_int(f, 0, None);
         let frames = sample.permute([0, 2, 1, 3, 4]).reshape([b * f, c, h, w]);
-        let out = tch::no_grad(|| self.run(&frames, &timestep, &context, f));
+        self.check_class_labels(None, b * f)?;
+        let out = tch::no_grad(|| self.run(&frames, &timestep, &context, None, f));
         let oc = out.size()[1];
         Ok(out.reshape([b, f, oc, h, w]).permute([0, 2, 1, 3, 4]))
+    }
+
+    /// The labels broadcast to (n,), when the model has a class embedding; errors when
+    /// they are missing, not wanted, or out of the table.
+    fn check_class_labels(&self, labels: Option<&Tensor>, n: i64) -> Result<Option<Tensor>, DiffusionError> {
+        let err = |message: String| DiffusionError::input("class_labels", message);
+        match (&self.class_embedding, labels) {
+            (ClassEmbed::None, None) => Ok(None),
+            (ClassEmbed::None, Some(_)) => Err(err("given, but the UNet has no class embedding".into())),
+            (_, None) => Err(err(
+                "required: the UNet has a class embedding (`num_class_embeds` or `class_embed_type`)".into(),
+            )),
+            (ClassEmbed::Table(table), Some(labels)) => {
+                let rows = table.ws.size()[0];
+                if labels.is_floating_point() {
+                    return Err(err(format!(
+                        "must be integers in 0..{rows}, got dtype {:?}",
+                        labels.kind()
+                    )));
+                }
+                let labels = broadcast_timestep(labels, n, self.device)
+                    .map_err(|_| err(format!("must be a scalar or ({n},)")))?;
+                let (lo, hi) = (labels.min().int64_value(&[]), labels.max().int64_value(&[]));
+                if lo < 0 || hi >= rows {
+                    return Err(err(format!("must be in 0..{rows}, got values in {lo}..={hi}")));
+                }
+                Ok(Some(labels.to_kind(Kind::Int64)))
+            }
+            (ClassEmbed::Timestep(_), Some(labels)) => Ok(Some(
+                broadcast_timestep(labels, n, self.device)
+                    .map_err(|_| err(format!("must be a scalar or ({n},)")))?,
+            )),
+        }
     }
 
     fn check_context(&self, context: &Tensor, b: i64, bf: i64) -> Result<(), DiffusionError> {
@@ -348,7 +417,14 @@ impl UNet {
     }
 
     /// The UNet body on (N, C, H, W) frames; `num_frames` consecutive frames form a video.
-    fn run(&self, sample: &Tensor, timestep: &Tensor, context: &Tensor, num_frames: i64) -> Tensor {
+    fn run(
+        &self,
+        sample: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        class_labels: Option<&Tensor>,
+        num_frames: i64,
+    ) -> Tensor {
         let n = sample.size()[0];
         let size = sample.size();
         let factor = 1i64 << self.num_upsamplers;
@@ -368,6 +444,19 @@ impl UNet {
         )
         .to_kind(sample.kind());
         let temb = self.time_embedding.forward(&t_emb);
+        let temb = match (&self.class_embedding, class_labels) {
+            (ClassEmbed::Table(table), Some(labels)) => temb + table.forward(labels).to_kind(sample.kind()),
+            (ClassEmbed::Timestep(embed), Some(labels)) => {
+                let proj = timestep_embedding(
+                    labels,
+                    self.config.block_out_channels[0],
+                    self.time_flip,
+                    self.time_shift,
+                );
+                temb + embed.forward(&proj.to_kind(sample.kind()))
+            }
+            _ => temb,
+        };
         let context = context.to_device(self.device).to_kind(self.kind);
 
         let mut h = self.conv_in.forward(&sample);
