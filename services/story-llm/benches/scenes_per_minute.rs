@@ -231,7 +231,10 @@ async fn main() {
     println!("| concurrent requests | batching | prefix reuse | scenes/min | wall |");
     println!("|---|---|---|---|---|");
     let row = |n: usize, batching: &str, reuse: &str, rate: f64, wall: Duration| {
-        println!("| {n} | {batching} | {reuse} | {rate:.1} | {:.1} s |", wall.as_secs_f64());
+        println!(
+            "| {n} | {batching} | {reuse} | {rate:.1} | {:.1} s |",
+            wall.as_secs_f64()
+        );
     };
     row(1, "max 8", "on", one, one_t);
     row(8, "max 8", "on", eight, eight_t);

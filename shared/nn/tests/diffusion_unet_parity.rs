@@ -10,7 +10,7 @@
 //!   sizes);
 //! - `motion`: a MotionAdapter for `unet_sd15`, in its own files, and the prediction of
 //!   `UNetMotionModel.from_unet2d(unet, adapter)` on (2, 4, 3, 8, 8) latents, in f32 and
-//!   in bf16 (the bf16 comparison has its own tolerance, below).
+//!   in bf16 (the bf16 comparison has its own criterion, below: bf16 results depend on the CPU).
 //!
 //! Tolerance: relative error `max|rust - torch| / max|torch| <= 1e-4` (f32, DESIGN.md §5).
 
@@ -188,9 +188,18 @@ fn motion_unet_checks_its_inputs() {
     assert!(err.contains("`encoder_hidden_states`"), "{err}");
 }
 
-/// bf16 keeps 8 significant bits (epsilon 2^-8 ~ 3.9e-3): the bf16 comparison allows a
-/// few roundings' worth relative to the output's scale, not the f32 tolerance.
-const BF16_TOLERANCE: f64 = 1e-2;
+/// How much further from the f32 result our bf16 output may be than diffusers' bf16 output
+/// is (both drift: bf16 keeps 8 significant bits).
+///
+/// Why not diffusers' bf16 output itself: it depends on the CPU. The same script, torch
+/// and weights give bf16 outputs 4.7e-2 apart (relative) on a CPU with AVX-512 BF16 (where
+/// the fixture was written) and on an AMD EPYC without it, while their f32 outputs agree
+/// to 4.8e-6. On the latter, ours equals diffusers' bf16 there (both 8.33e-2 from f32; the
+/// recorded `out_bf16` is 8.59e-2 from f32). So the check is that our bf16 path is as
+/// accurate as diffusers', with a margin of a quarter of its drift, plus a loose bound to
+/// its recorded output that a broken path (wrong upcast, a layer left in f32) would fail.
+const BF16_DRIFT_MARGIN: f64 = 1.25;
+const BF16_TO_RECORDED: f64 = 0.1;
 
 #[test]
 fn motion_unet_in_bf16_matches_diffusers_in_bf16() {
@@ -214,11 +223,21 @@ fn motion_unet_in_bf16_matches_diffusers_in_bf16() {
         .unwrap();
     assert_eq!(out.kind(), tch::Kind::BFloat16);
     let out = out.to_kind(tch::Kind::Float);
-    let vs_f32 = diffusion_fixtures::relative_error(&out, &expected("motion", "out"));
-    let err = diffusion_fixtures::relative_error(&out, &expected("motion", "out_bf16"));
-    eprintln!("motion out in bf16: relative error {err:.3e} to diffusers in bf16 ({vs_f32:.3e} to f32)");
+    let f32_out = expected("motion", "out");
+    let recorded = expected("motion", "out_bf16");
+    let ours_drift = diffusion_fixtures::relative_error(&out, &f32_out);
+    let their_drift = diffusion_fixtures::relative_error(&recorded, &f32_out);
+    let to_recorded = diffusion_fixtures::relative_error(&out, &recorded);
+    eprintln!(
+        "motion out in bf16: {ours_drift:.3e} from f32 (diffusers' bf16: {their_drift:.3e}); \
+         {to_recorded:.3e} from diffusers' recorded bf16"
+    );
     assert!(
-        err <= BF16_TOLERANCE,
-        "bf16 relative error {err:.3e} > {BF16_TOLERANCE:e}"
+        ours_drift <= BF16_DRIFT_MARGIN * their_drift,
+        "bf16 drift {ours_drift:.3e} > {BF16_DRIFT_MARGIN} x diffusers' {their_drift:.3e}"
+    );
+    assert!(
+        to_recorded <= BF16_TO_RECORDED,
+        "bf16 relative error {to_recorded:.3e} to diffusers' recorded output > {BF16_TO_RECORDED}"
     );
 }
