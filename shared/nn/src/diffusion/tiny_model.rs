@@ -137,6 +137,35 @@ pub(crate) fn randomise(vs: &nn::VarStore, seed: u64, fixed: impl Fn(&str, &Tens
     });
 }
 
+/// A motion UNet (base UNet + motion modules) with seeded random weights, the positional
+/// tables sinusoidal as a checkpoint holds them; the tiny keyframe and interpolation models
+/// both start from one.
+pub(crate) fn random_motion_unet(
+    unet_cfg: &UNet2DConditionConfig,
+    adapter_cfg: &MotionAdapterConfig,
+    seed: u64,
+) -> Result<nn::VarStore, DiffusionError> {
+    let layout = MotionLayout {
+        max_seq_length: adapter_cfg.motion_max_seq_length,
+        pe_in_checkpoint: true,
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    UNet::new_motion(
+        &vs.root(),
+        unet_cfg,
+        adapter_cfg,
+        AttentionNaming::Current,
+        layout,
+    )?;
+    randomise(&vs, seed, |name, var| {
+        name.ends_with(".pos_embed.pe").then(|| {
+            let s = var.size();
+            sinusoidal_position_table(s[2], s[1], Device::Cpu)
+        })
+    });
+    Ok(vs)
+}
+
 pub(crate) fn write_json(path: &Path, value: &Value) -> Result<(), DiffusionError> {
     let text = serde_json::to_string_pretty(value).expect("json values serialise") + "\n";
     std::fs::write(path, text).map_err(|source| DiffusionError::Io {
@@ -177,24 +206,7 @@ pub fn write_tiny_keyframe_model(out: &Path, seed: u64) -> Result<Vec<PathBuf>, 
     let (unet_json, adapter_json) = (unet_config(), adapter_config());
     let unet_cfg: UNet2DConditionConfig = parse(&unet_json);
     let adapter_cfg: MotionAdapterConfig = parse(&adapter_json);
-    let layout = MotionLayout {
-        max_seq_length: adapter_cfg.motion_max_seq_length,
-        pe_in_checkpoint: true,
-    };
-    let vs = nn::VarStore::new(Device::Cpu);
-    UNet::new_motion(
-        &vs.root(),
-        &unet_cfg,
-        &adapter_cfg,
-        AttentionNaming::Current,
-        layout,
-    )?;
-    randomise(&vs, seed, |name, var| {
-        name.ends_with(".pos_embed.pe").then(|| {
-            let s = var.size();
-            sinusoidal_position_table(s[2], s[1], Device::Cpu)
-        })
-    });
+    let vs = random_motion_unet(&unet_cfg, &adapter_cfg, seed)?;
     let motion = |n: &str| n.contains(".motion_modules.");
     for (name, config, keep) in [
         (

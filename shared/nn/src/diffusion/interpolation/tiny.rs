@@ -12,17 +12,15 @@
 
 use std::path::{Path, PathBuf};
 
-use tch::{Device, nn};
-
 use super::{InterpolationConfig, model::CONFIG_FILE};
 use crate::diffusion::{
-    AttentionNaming, DiffusionError,
-    embeddings::sinusoidal_position_table,
-    motion::{MotionAdapterConfig, MotionLayout},
+    DiffusionError,
+    motion::MotionAdapterConfig,
     tiny_model::{
-        adapter_config, parse, randomise, scheduler_config, sorted, unet_config, write_json, write_tensors,
+        adapter_config, parse, random_motion_unet, scheduler_config, sorted, unet_config, write_json,
+        write_tensors,
     },
-    unet::{UNet, UNet2DConditionConfig},
+    unet::UNet2DConditionConfig,
 };
 
 /// Writes the tiny interpolation model into `out` (created), seeded by `seed`; returns the
@@ -35,24 +33,7 @@ pub fn write_tiny_interpolation_model(out: &Path, seed: u64) -> Result<Vec<PathB
     let unet_cfg: UNet2DConditionConfig = parse(&unet_json);
     config.validate(&unet_cfg)?;
     let adapter_cfg: MotionAdapterConfig = parse(&adapter_json);
-    let layout = MotionLayout {
-        max_seq_length: adapter_cfg.motion_max_seq_length,
-        pe_in_checkpoint: true,
-    };
-    let vs = nn::VarStore::new(Device::Cpu);
-    UNet::new_motion(
-        &vs.root(),
-        &unet_cfg,
-        &adapter_cfg,
-        AttentionNaming::Current,
-        layout,
-    )?;
-    randomise(&vs, seed, |name, var| {
-        name.ends_with(".pos_embed.pe").then(|| {
-            let s = var.size();
-            sinusoidal_position_table(s[2], s[1], Device::Cpu)
-        })
-    });
+    let vs = random_motion_unet(&unet_cfg, &adapter_cfg, seed)?;
     let mut files = Vec::new();
     let dir = |name: &str| -> Result<PathBuf, DiffusionError> {
         let d = out.join(name);
