@@ -14,7 +14,9 @@ from their published configs (~5 GB of f32 weights per side; the two sides run o
 the other). Inputs: one video (batch 1) of FRAMES frames of LATENTxLATENT latents, 77 text
 tokens; the VAE decodes the FRAMES latents in slices of 4 frames. Each side loads the same
 safetensors, warms up once, and times ITERS calls; the rounds alternate tch, diffusers,
-tch, diffusers. Two ratios are printed: of the fastest calls (the headline: on a shared
+tch, diffusers. The tch side runs with `storyreel_nn::allocator::keep_freed_memory` (as a
+diffusion worker does; `--default-malloc` leaves glibc as it is); diffusers with PyTorch's
+defaults. Two ratios are printed: of the fastest calls (the headline: on a shared
 machine other processes only ever add time) and of the medians over both rounds.
 """
 
@@ -93,12 +95,12 @@ def write_inputs(out: Path, frames: int, latent: int, cross_dim: int) -> None:
     )
 
 
-def run_tch(what: str, out: Path, threads: int, iters: int) -> list[float]:
+def run_tch(what: str, out: Path, threads: int, iters: int, default_malloc: bool) -> list[float]:
     cmd = [
         "cargo", "bench", "--quiet", "-p", "storyreel-nn", "--bench", "diffusion", "--",
         "--what", what, "--dir", str(out), "--inputs", str(out / f"{what}_inputs.safetensors"),
         "--threads", str(threads), "--iters", str(iters),
-    ]
+    ] + (["--default-malloc"] if default_malloc else [])
     result = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])["times_ms"]
 
@@ -143,6 +145,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--latent", type=int, default=32)
     parser.add_argument("--what", default="unet,vae")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="run the tch side with glibc's default malloc, not keep_freed_memory")
     args = parser.parse_args()
     check_versions()
     torch.set_num_interop_threads(1)
@@ -159,11 +163,12 @@ def main() -> None:
             for what in args.what.split(","):
                 tch_times, torch_times = [], []
                 for _ in range(2):
-                    tch_times += run_tch(what, out, args.threads, args.iters)
+                    tch_times += run_tch(what, out, args.threads, args.iters, args.default_malloc)
                     torch_times += run_torch(what, out, args.threads, args.iters)
                 t, d = min(tch_times), min(torch_times)
                 tm, dm = statistics.median(tch_times), statistics.median(torch_times)
-                row = {"size": size, "what": what, "threads": args.threads, "frames": args.frames,
+                row = {"size": size, "what": what, "threads": args.threads,
+                       "tch_malloc": "default" if args.default_malloc else "keep-freed", "frames": args.frames,
                        "latent": args.latent, "tch_ms": round(t, 1), "diffusers_ms": round(d, 1),
                        "ratio": round(t / d, 3), "median_ratio": round(tm / dm, 3),
                        "tch_times_ms": [round(x, 1) for x in tch_times],

@@ -10,7 +10,9 @@
 //! `DIR` is a diffusers AnimateDiff directory (`unet/`, `motion_adapter/`, `vae/`).
 //! `FILE` (safetensors) holds `sample` (B, C, F, h, w), `timestep` and
 //! `encoder_hidden_states` (B*F, S, D) for `unet`; `latents` (N, C, h, w) and `slice` for
-//! `vae`. Prints one JSON line: `{"what", "threads", "times_ms", "median_ms"}`.
+//! `vae`. Prints one JSON line: `{"what", "threads", "times_ms", "median_ms", "malloc"}`.
+//! It runs with `storyreel_nn::allocator::keep_freed_memory`, as a diffusion worker does;
+//! `--default-malloc` leaves glibc's allocator as it is.
 //!
 //! Without `--dir` (plain `cargo bench`), it times the tiny default keyframe model
 //! (written to a temporary directory) on random inputs of the same shapes as the script:
@@ -49,6 +51,10 @@ struct Args {
     iters: usize,
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// glibc's default malloc; without it the bench runs with
+    /// `storyreel_nn::allocator::keep_freed_memory`, as a diffusion worker does
+    #[arg(long)]
+    default_malloc: bool,
     /// passed by `cargo bench`
     #[arg(long, hide = true)]
     bench: bool,
@@ -76,7 +82,7 @@ fn time(iters: usize, warmup: usize, mut run: impl FnMut()) -> Vec<f64> {
         .collect()
 }
 
-fn bench(what: &str, dir: &Path, inputs: &[(String, Tensor)], args: &Args) {
+fn bench(what: &str, dir: &Path, inputs: &[(String, Tensor)], args: &Args, malloc: &str) {
     let weights = |sub: &str| dir.join(sub).join("diffusion_pytorch_model.safetensors");
     let times = match what {
         "unet" => {
@@ -116,7 +122,8 @@ fn bench(what: &str, dir: &Path, inputs: &[(String, Tensor)], args: &Args) {
     let median = sorted[sorted.len() / 2];
     println!(
         "{}",
-        serde_json::json!({"what": what, "threads": args.threads, "times_ms": times, "median_ms": median})
+        serde_json::json!({"what": what, "threads": args.threads, "times_ms": times, "median_ms": median,
+            "malloc": malloc})
     );
 }
 
@@ -124,10 +131,15 @@ fn main() {
     let args = Args::parse();
     tch::set_num_threads(args.threads);
     tch::set_num_interop_threads(1);
+    let malloc = if !args.default_malloc && storyreel_nn::allocator::keep_freed_memory() {
+        "keep-freed"
+    } else {
+        "default"
+    };
     match (&args.what, &args.dir, &args.inputs) {
         (Some(what), Some(dir), Some(inputs)) => {
             let inputs = Tensor::read_safetensors(inputs).expect("inputs file");
-            bench(what, dir, &inputs, &args);
+            bench(what, dir, &inputs, &args, malloc);
         }
         (None, None, None) => {
             let tmp = std::env::temp_dir().join(format!("storyreel-bench-{}", std::process::id()));
@@ -139,12 +151,12 @@ fn main() {
                 ("timestep".to_string(), Tensor::from(500i64)),
                 ("encoder_hidden_states".to_string(), noise(2, &[b * f, 77, 64])),
             ];
-            bench("unet", &tmp, &unet_inputs, &args);
+            bench("unet", &tmp, &unet_inputs, &args, malloc);
             let vae_inputs = vec![
                 ("latents".to_string(), noise(3, &[f, 4, 32, 32])),
                 ("slice".to_string(), Tensor::from(4i64)),
             ];
-            bench("vae", &tmp, &vae_inputs, &args);
+            bench("vae", &tmp, &vae_inputs, &args, malloc);
             let _ = std::fs::remove_dir_all(&tmp);
         }
         _ => panic!("give all of --what, --dir and --inputs, or none (the tiny default model)"),

@@ -5,6 +5,7 @@
 //! checkpoint loads through [`weights::load_strict`], which rejects missing and unexpected
 //! keys alike.
 //!
+//! - [`allocator`]: glibc malloc tuned for large activations (the diffusion workers);
 //! - [`gguf`]: GGUF reader and dequantiser (F32, F16, BF16, Q4_0, Q4_1, Q8_0), used by the
 //!   `storyreel-convert` tool to turn GGUF checkpoints into HF safetensors;
 //! - [`tokenizer`]: tokenizer.json building from GGUF vocabularies, chat templates;
@@ -20,6 +21,7 @@
 //! - [`realesrgan`]: Real-ESRGAN upscalers (SRVGGNetCompact, RRDBNet) in tiles;
 //! - [`torch_zip`]: reading `torch.save` state dicts, for conversion to safetensors.
 
+pub mod allocator;
 pub mod bert;
 pub mod clip_text;
 pub mod device;

@@ -189,41 +189,57 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> T {
     serde_json::from_value(value.clone()).expect("the built-in configs parse")
 }
 
+/// `out/name`, created with its parents.
+pub(crate) fn create_dir(out: &Path, name: &str) -> Result<PathBuf, DiffusionError> {
+    let d = out.join(name);
+    std::fs::create_dir_all(&d).map_err(|source| DiffusionError::Io {
+        path: d.clone(),
+        source,
+    })?;
+    Ok(d)
+}
+
+/// Writes a motion UNet as the two directories users hold: `unet/` (the image UNet) and
+/// `motion_adapter/` (the `.motion_modules.` tensors), each with its config; returns the
+/// four files.
+pub(crate) fn write_motion_unet_split(
+    vs: &nn::VarStore,
+    out: &Path,
+    unet_json: &Value,
+    adapter_json: &Value,
+) -> Result<Vec<PathBuf>, DiffusionError> {
+    let motion = |n: &str| n.contains(".motion_modules.");
+    let mut files = Vec::new();
+    for (name, config, keep) in [
+        (
+            "unet",
+            unet_json,
+            &(|n: &str| !motion(n)) as &dyn Fn(&str) -> bool,
+        ),
+        ("motion_adapter", adapter_json, &motion),
+    ] {
+        let d = create_dir(out, name)?;
+        write_json(&d.join("config.json"), config)?;
+        write_tensors(&d.join("diffusion_pytorch_model.safetensors"), sorted(vs, keep))?;
+        files.extend([
+            d.join("config.json"),
+            d.join("diffusion_pytorch_model.safetensors"),
+        ]);
+    }
+    Ok(files)
+}
+
 /// Writes the tiny keyframe model into `out` (created), seeded by `seed`; returns the
 /// files written.
 pub fn write_tiny_keyframe_model(out: &Path, seed: u64) -> Result<Vec<PathBuf>, DiffusionError> {
-    let mut files = Vec::new();
-    let dir = |name: &str| -> Result<PathBuf, DiffusionError> {
-        let d = out.join(name);
-        std::fs::create_dir_all(&d).map_err(|source| DiffusionError::Io {
-            path: d.clone(),
-            source,
-        })?;
-        Ok(d)
-    };
+    let dir = |name: &str| create_dir(out, name);
 
     // UNet + motion adapter: one motion UNet, split into the two files users hold.
     let (unet_json, adapter_json) = (unet_config(), adapter_config());
     let unet_cfg: UNet2DConditionConfig = parse(&unet_json);
     let adapter_cfg: MotionAdapterConfig = parse(&adapter_json);
     let vs = random_motion_unet(&unet_cfg, &adapter_cfg, seed)?;
-    let motion = |n: &str| n.contains(".motion_modules.");
-    for (name, config, keep) in [
-        (
-            "unet",
-            &unet_json,
-            &(|n: &str| !motion(n)) as &dyn Fn(&str) -> bool,
-        ),
-        ("motion_adapter", &adapter_json, &motion),
-    ] {
-        let d = dir(name)?;
-        write_json(&d.join("config.json"), config)?;
-        write_tensors(&d.join("diffusion_pytorch_model.safetensors"), sorted(&vs, keep))?;
-        files.extend([
-            d.join("config.json"),
-            d.join("diffusion_pytorch_model.safetensors"),
-        ]);
-    }
+    let mut files = write_motion_unet_split(&vs, out, &unet_json, &adapter_json)?;
 
     let vae_json = vae_config();
     let vs = nn::VarStore::new(Device::Cpu);

@@ -17,8 +17,8 @@ use crate::diffusion::{
     DiffusionError,
     motion::MotionAdapterConfig,
     tiny_model::{
-        adapter_config, parse, random_motion_unet, scheduler_config, sorted, unet_config, write_json,
-        write_tensors,
+        adapter_config, create_dir, parse, random_motion_unet, scheduler_config, unet_config, write_json,
+        write_motion_unet_split,
     },
     unet::UNet2DConditionConfig,
 };
@@ -34,33 +34,8 @@ pub fn write_tiny_interpolation_model(out: &Path, seed: u64) -> Result<Vec<PathB
     config.validate(&unet_cfg)?;
     let adapter_cfg: MotionAdapterConfig = parse(&adapter_json);
     let vs = random_motion_unet(&unet_cfg, &adapter_cfg, seed)?;
-    let mut files = Vec::new();
-    let dir = |name: &str| -> Result<PathBuf, DiffusionError> {
-        let d = out.join(name);
-        std::fs::create_dir_all(&d).map_err(|source| DiffusionError::Io {
-            path: d.clone(),
-            source,
-        })?;
-        Ok(d)
-    };
-    let motion = |n: &str| n.contains(".motion_modules.");
-    for (name, json, keep) in [
-        (
-            "unet",
-            &unet_json,
-            &(|n: &str| !motion(n)) as &dyn Fn(&str) -> bool,
-        ),
-        ("motion_adapter", &adapter_json, &motion),
-    ] {
-        let d = dir(name)?;
-        write_json(&d.join("config.json"), json)?;
-        write_tensors(&d.join("diffusion_pytorch_model.safetensors"), sorted(&vs, keep))?;
-        files.extend([
-            d.join("config.json"),
-            d.join("diffusion_pytorch_model.safetensors"),
-        ]);
-    }
-    let d = dir("scheduler")?;
+    let mut files = write_motion_unet_split(&vs, out, &unet_json, &adapter_json)?;
+    let d = create_dir(out, "scheduler")?;
     write_json(&d.join("scheduler_config.json"), &scheduler_config())?;
     files.push(d.join("scheduler_config.json"));
     let value = serde_json::to_value(&config).expect("the config serialises");
