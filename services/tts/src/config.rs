@@ -38,6 +38,11 @@ pub struct TtsConfig {
     pub sentence_pause_ms: u32,
     /// Requests waiting for the synthesis worker before RESOURCE_EXHAUSTED, 1-1024.
     pub queue_capacity: usize,
+    /// Keep Synthesize's outputs in content-addressed cache entries of the tensor store
+    /// (DESIGN.md §4), so a repeated request is answered without speaking again; its audio
+    /// refs then point into the entry. Off: every call speaks and stores under the job's
+    /// keys, as a call with `context.bypass_cache` does.
+    pub cache_outputs: bool,
 }
 
 impl Default for TtsConfig {
@@ -53,6 +58,7 @@ impl Default for TtsConfig {
             max_sentence_chars: 400,
             sentence_pause_ms: 250,
             queue_capacity: 32,
+            cache_outputs: true,
         }
     }
 }

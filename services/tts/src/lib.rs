@@ -6,6 +6,7 @@
 //! - [`resample`]: sample-rate conversion;
 //! - [`worker`]: the synthesis thread that owns the voices;
 //! - [`service`]: the plain trait [`Tts`] and [`WorkerTts`] (worker + tensor store);
+//! - [`stage_cache`]: Synthesize's content-addressed cache entries;
 //! - [`validation`]: wire requests -> typed requests; [`grpc`]: the thin tonic adapter;
 //! - [`config`]: the `[tts]` table; [`error`]: [`TtsError`] and its codes.
 
@@ -15,6 +16,7 @@ pub mod espeak;
 pub mod grpc;
 pub mod resample;
 pub mod service;
+pub mod stage_cache;
 pub mod text;
 pub mod validation;
 pub mod voice;
@@ -80,7 +82,7 @@ pub async fn start_service(config: &TtsConfig) -> Result<Arc<WorkerTts>, TtsErro
             reason: "`default_voice` is none of the configured voices".into(),
         });
     }
-    Ok(Arc::new(WorkerTts::new(worker, store)))
+    Ok(Arc::new(WorkerTts::new(worker, store, config.cache_outputs)))
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight calls.

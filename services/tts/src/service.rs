@@ -3,6 +3,7 @@
 
 use crate::{
     error::TtsError,
+    stage_cache::{self, SpokenScene},
     voice::VoiceDescription,
     worker::{Job, SynthesisWorker, WorkEvent},
 };
@@ -12,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 use storyreel_runtime::{JobInfo, ModelInfo, ModelState, StageStats};
-use storyreel_tensors::{Tensor, TensorRef, TensorStore};
+use storyreel_tensors::{CacheKey, Tensor, TensorRef, TensorStore};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -93,11 +94,17 @@ pub trait Tts: Send + Sync {
 pub struct WorkerTts {
     worker: SynthesisWorker,
     store: Arc<dyn TensorStore>,
+    /// Synthesize answers from and fills [`stage_cache`] entries (`cache_outputs`).
+    cache_outputs: bool,
 }
 
 impl WorkerTts {
-    pub fn new(worker: SynthesisWorker, store: Arc<dyn TensorStore>) -> Self {
-        WorkerTts { worker, store }
+    pub fn new(worker: SynthesisWorker, store: Arc<dyn TensorStore>, cache_outputs: bool) -> Self {
+        WorkerTts {
+            worker,
+            store,
+            cache_outputs,
+        }
     }
 
     fn voice(&self, id: &str) -> Result<&VoiceDescription, TtsError> {
@@ -121,6 +128,8 @@ impl WorkerTts {
 struct SceneBuilder {
     samples: Vec<f32>,
     segments: Vec<Segment>,
+    /// Each segment's first and end sample.
+    bounds: Vec<(usize, usize)>,
 }
 
 impl SceneBuilder {
@@ -128,11 +137,13 @@ impl SceneBuilder {
     fn push(&mut self, sample_rate: u32, text: String, mut samples: Vec<f32>, pause: usize) -> Vec<f32> {
         let rate = sample_rate as f64;
         let start = self.samples.len();
+        let end = start + samples.len();
         self.segments.push(Segment {
             text,
             start_s: start as f64 / rate,
-            end_s: (start + samples.len()) as f64 / rate,
+            end_s: end as f64 / rate,
         });
+        self.bounds.push((start, end));
         samples.resize(samples.len() + pause, 0.0);
         self.samples.extend_from_slice(&samples);
         samples
@@ -151,9 +162,111 @@ async fn next_event(
     }
 }
 
+/// Counts a Synthesize call by what the stage cache did: `hit`, `miss`, `unfit` (an entry
+/// that does not fit its request: spoken again) or `off` (disabled or bypassed).
+fn count_cache(result: &'static str) {
+    metrics::counter!("storyreel_stage_cache_requests_total", "stage" => stage_cache::STAGE, "result" => result)
+        .increment(1);
+}
+
 fn worker_gone() -> TtsError {
     TtsError::NotReady {
         reason: "the synthesis worker stopped during the request".into(),
+    }
+}
+
+/// A scene of only punctuation speaks nothing: one silent sample keeps the stored
+/// tensor's shape valid (dimensions >= 1).
+fn stored_samples(builder: &SceneBuilder) -> &[f32] {
+    if builder.samples.is_empty() {
+        &[0.0]
+    } else {
+        &builder.samples
+    }
+}
+
+/// What the stage cache holds for a request.
+enum Lookup {
+    Hit(Vec<SceneAudio>),
+    /// No entry, or one that lost a tensor (the store then drops it).
+    Miss,
+    /// An entry whose outputs do not fit the request.
+    Unfit,
+}
+
+impl WorkerTts {
+    async fn cached(&self, key: &CacheKey, job: &Job) -> Result<Lookup, TtsError> {
+        let Some(refs) = self.store.get_cache(key).await? else {
+            return Ok(Lookup::Miss);
+        };
+        Ok(
+            match stage_cache::scenes(self.store.as_ref(), job, &refs).await? {
+                Some(scenes) => Lookup::Hit(scenes),
+                None => Lookup::Unfit,
+            },
+        )
+    }
+
+    /// Stores the scenes as the entry at `key` and answers with the entry's refs (another
+    /// call's, if it stored the same entry first).
+    async fn store_in_cache(
+        &self,
+        key: &CacheKey,
+        job: &Job,
+        builders: &[SceneBuilder],
+    ) -> Result<Vec<SceneAudio>, TtsError> {
+        let spoken: Vec<SpokenScene<'_>> = builders
+            .iter()
+            .map(|b| SpokenScene {
+                samples: stored_samples(b),
+                bounds: b.bounds.clone(),
+            })
+            .collect();
+        let refs = self
+            .store
+            .put_cache(key, &stage_cache::outputs(&spoken)?, None)
+            .await?;
+        stage_cache::scenes(self.store.as_ref(), job, &refs)
+            .await?
+            .ok_or_else(|| {
+                TtsError::Internal(format!(
+                    "the tts cache entry {key} does not fit the request that wrote it"
+                ))
+            })
+    }
+
+    /// Stores each scene's audio under the job's keys.
+    async fn store_under_job(
+        &self,
+        request: &SynthesisRequest,
+        builders: Vec<SceneBuilder>,
+    ) -> Result<Vec<SceneAudio>, TtsError> {
+        let job = &request.synthesis;
+        let job_id = request
+            .job
+            .job_id
+            .clone()
+            .unwrap_or_else(|| format!("adhoc-{:016x}", rand::random::<u64>()));
+        let mut items = Vec::with_capacity(builders.len());
+        for (scene, builder) in job.scenes.iter().zip(&builders) {
+            let key = self.store.keys().tensor(&job_id, "tts", scene.index, "audio")?;
+            let samples = stored_samples(builder);
+            items.push((key, Tensor::from_slice(vec![samples.len()], samples)?));
+        }
+        let refs = self.store.put_many(&items, None).await?;
+        Ok(job
+            .scenes
+            .iter()
+            .zip(builders)
+            .zip(refs)
+            .map(|((scene, builder), audio)| SceneAudio {
+                scene_index: scene.index,
+                duration_s: audio.numel() as f64 / job.sample_rate as f64,
+                audio,
+                sample_rate: job.sample_rate,
+                segments: builder.segments,
+            })
+            .collect())
     }
 }
 
@@ -168,9 +281,41 @@ impl Tts for WorkerTts {
     }
 
     async fn synthesize(&self, request: SynthesisRequest) -> Result<Synthesis, TtsError> {
-        let (model, mut events) = self.start(&request)?;
         let job = &request.synthesis;
         let submitted = Instant::now();
+        let voice = self.voice(&job.voice)?;
+        request.job.check_model_pin(&voice.model)?;
+        let mut cache_key = if self.cache_outputs && !request.job.bypass_cache {
+            Some(stage_cache::key(self.store.as_ref(), voice, job)?)
+        } else {
+            count_cache("off");
+            None
+        };
+        if let Some(key) = &cache_key {
+            match self.cached(key, job).await? {
+                Lookup::Hit(scenes) => {
+                    count_cache("hit");
+                    return Ok(Synthesis {
+                        scenes,
+                        model: voice.model.clone(),
+                        voice: job.voice.clone(),
+                        stats: StageStats {
+                            cache_hit: true,
+                            queue_time: Duration::ZERO,
+                            compute_time: submitted.elapsed(),
+                        },
+                    });
+                }
+                Lookup::Miss => count_cache("miss"),
+                Lookup::Unfit => {
+                    // the entry stays (first writer wins): this call stores under the job
+                    count_cache("unfit");
+                    tracing::warn!(%key, "a tts cache entry does not fit its request; speaking again");
+                    cache_key = None;
+                }
+            }
+        }
+        let (model, mut events) = self.start(&request)?;
         let mut queue_time = Duration::ZERO;
         let mut builders: Vec<SceneBuilder> = job.scenes.iter().map(|_| SceneBuilder::default()).collect();
         let mut done = 0;
@@ -192,37 +337,10 @@ impl Tts for WorkerTts {
                 WorkEvent::Failed(err) => return Err(err),
             }
         }
-        let job_id = request
-            .job
-            .job_id
-            .clone()
-            .unwrap_or_else(|| format!("adhoc-{:016x}", rand::random::<u64>()));
-        let mut items = Vec::with_capacity(builders.len());
-        for (scene, builder) in job.scenes.iter().zip(&builders) {
-            let key = self.store.keys().tensor(&job_id, "tts", scene.index, "audio")?;
-            // A scene of only punctuation speaks nothing: one silent sample keeps the
-            // tensor's shape valid (dimensions >= 1).
-            let samples = if builder.samples.is_empty() {
-                &[0.0f32][..]
-            } else {
-                &builder.samples
-            };
-            items.push((key, Tensor::from_slice(vec![samples.len()], samples)?));
-        }
-        let refs = self.store.put_many(&items, None).await?;
-        let scenes = job
-            .scenes
-            .iter()
-            .zip(builders)
-            .zip(refs)
-            .map(|((scene, builder), audio)| SceneAudio {
-                scene_index: scene.index,
-                duration_s: audio.numel() as f64 / job.sample_rate as f64,
-                audio,
-                sample_rate: job.sample_rate,
-                segments: builder.segments,
-            })
-            .collect();
+        let scenes = match &cache_key {
+            Some(key) => self.store_in_cache(key, job, &builders).await?,
+            None => self.store_under_job(&request, builders).await?,
+        };
         Ok(Synthesis {
             scenes,
             model,

@@ -228,6 +228,7 @@ mod tests {
             native_sample_rate: 22050,
             licence: "GPL".into(),
             model: ModelInfo::default(),
+            seeded: false,
         }]
     }
 

@@ -2,15 +2,17 @@
 //! and real voices (libespeak-ng; the Piper voice that `make models` converts): durations
 //! and sample rates, audible audio, the stream equal to the unary result (sample for
 //! sample with a seeded Piper voice; espeak-ng is not bit-reproducible across calls), and
-//! INVALID_ARGUMENT naming the field for bad input.
+//! INVALID_ARGUMENT naming the field for bad input; the stage cache (a repeated request
+//! answered from Redis with the audio a fresh synthesis makes, keyed on the seed only for
+//! a seeded voice, bypassed on request, refilled when an entry lost a tensor).
 
 use futures::StreamExt;
 use std::{path::PathBuf, sync::Arc};
 use storyreel_proto::{
     common::{JobContext, Scene},
     tts::{
-        AudioEncoding, ListVoicesRequest, SynthesizeRequest, SynthesizeStreamRequest, VoiceBackend,
-        synthesize_stream_response::Event, tts_service_client::TtsServiceClient,
+        AudioEncoding, ListVoicesRequest, SynthesizeRequest, SynthesizeResponse, SynthesizeStreamRequest,
+        VoiceBackend, synthesize_stream_response::Event, tts_service_client::TtsServiceClient,
     },
 };
 use storyreel_runtime::tensor_ref::from_wire;
@@ -24,6 +26,8 @@ const PIPER: &str = "piper:en_US-joe-medium";
 struct Running {
     client: TtsServiceClient<Channel>,
     store: Arc<dyn TensorStore>,
+    /// The server keeps Synthesize's outputs in cache entries (`cache_outputs`).
+    cached: bool,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), storyreel_runtime::server::ServerError>>,
     _redis: RedisServer,
@@ -43,10 +47,16 @@ fn piper_dir() -> PathBuf {
     dir
 }
 
+/// The server with the default config (stage cache on) but for the Piper voice.
 async fn start(with_piper: bool) -> Running {
+    start_with(with_piper, true).await
+}
+
+async fn start_with(with_piper: bool, cache_outputs: bool) -> Running {
     let redis = RedisServer::start().expect("redis-server starts (apt-get install redis-server)");
     let mut config = TtsConfig {
         tensors: redis.store_config(),
+        cache_outputs,
         ..TtsConfig::default()
     };
     config.piper.enabled = with_piper;
@@ -74,6 +84,7 @@ async fn start(with_piper: bool) -> Running {
     Running {
         client,
         store,
+        cached: cache_outputs,
         stop,
         task,
         _redis: redis,
@@ -121,18 +132,20 @@ const TEXTS: [&str; 2] = [
     "Dr. Owl watched from the old oak tree!",
 ];
 
-/// The unary result's samples per scene, read back from Redis, checked on the way.
-async fn synthesize(
+/// Synthesize of [`TEXTS`] as job `job-tts-1`.
+async fn synthesize_response(
     running: &mut Running,
     voice: &str,
     sample_rate: Option<u32>,
     seed: u64,
-) -> Vec<Vec<f32>> {
-    let response = running
+    bypass_cache: bool,
+) -> SynthesizeResponse {
+    running
         .client
         .synthesize(SynthesizeRequest {
             context: Some(JobContext {
                 job_id: "job-tts-1".into(),
+                bypass_cache,
                 ..Default::default()
             }),
             scenes: scenes(&TEXTS),
@@ -143,7 +156,30 @@ async fn synthesize(
         })
         .await
         .expect("synthesize succeeds")
-        .into_inner();
+        .into_inner()
+}
+
+/// The unary result's samples per scene, read back from Redis, checked on the way.
+async fn synthesize(
+    running: &mut Running,
+    voice: &str,
+    sample_rate: Option<u32>,
+    seed: u64,
+) -> Vec<Vec<f32>> {
+    let response = synthesize_response(running, voice, sample_rate, seed, false).await;
+    checked_samples(running, &response, voice, sample_rate, !running.cached).await
+}
+
+/// Each scene's samples of `response`, read back from Redis, after checking the response:
+/// voice, model, scene indices, rates, key (under the job, or in a cache entry), duration,
+/// loudness and segments.
+async fn checked_samples(
+    running: &Running,
+    response: &SynthesizeResponse,
+    voice: &str,
+    sample_rate: Option<u32>,
+    under_job: bool,
+) -> Vec<Vec<f32>> {
     let expected_voice = if voice.is_empty() {
         "espeak-ng:en-us"
     } else {
@@ -151,7 +187,7 @@ async fn synthesize(
     };
     assert_eq!(response.voice, expected_voice, "an empty voice is the default");
     assert_eq!(response.scenes.len(), 2);
-    let model = response.model.expect("the voice's model");
+    let model = response.model.as_ref().expect("the voice's model");
     assert_eq!(model.weights_sha256.len(), 64);
     let mut out = Vec::new();
     for (i, scene) in response.scenes.iter().enumerate() {
@@ -159,7 +195,15 @@ async fn synthesize(
         let rate = sample_rate.unwrap_or(22050);
         assert_eq!(scene.sample_rate_hz, rate);
         let wire = scene.audio.as_ref().expect("audio ref");
-        assert_eq!(wire.key, format!("storyreel:job-tts-1:tts:{}:audio", i + 2));
+        if under_job {
+            assert_eq!(wire.key, format!("storyreel:job-tts-1:tts:{}:audio", i + 2));
+        } else {
+            let entry = wire
+                .key
+                .strip_prefix("storyreel:cache:")
+                .expect("a cache tensor key");
+            assert!(entry.contains(&format!(":audio-{i}:")), "{}", wire.key);
+        }
         let samples: Vec<f32> = running
             .store
             .get(&from_wire("audio", wire).unwrap())
@@ -278,6 +322,16 @@ async fn piper_synthesize_and_stream_agree() {
         &unary,
         "the same seed gives the same audio, streamed or not",
     );
+    // two servers (two worker threads in this process) speaking at once: the noise is the
+    // request's own, not drawn from libtorch's process-global generator
+    let mut other = start(true).await;
+    let (a, b) = tokio::join!(
+        stream(&mut running, PIPER, None, 42),
+        stream(&mut other, PIPER, None, 42)
+    );
+    assert_same(&a, &unary, "server A while B speaks");
+    assert_same(&b, &unary, "server B while A speaks");
+    other.shutdown().await;
     running.shutdown().await;
 }
 
@@ -334,5 +388,81 @@ async fn voices_and_bad_input() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(status.message(), "`chunk_ms` must be between 20 and 1000, got 5");
+    running.shutdown().await;
+}
+
+fn cache_hit(response: &SynthesizeResponse) -> bool {
+    response.stats.as_ref().expect("stats").cache_hit
+}
+
+fn audio_keys(response: &SynthesizeResponse) -> Vec<String> {
+    response
+        .scenes
+        .iter()
+        .map(|s| s.audio.as_ref().expect("audio ref").key.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_cache_answers_repeated_requests() {
+    let mut running = start(true).await;
+    // a first call speaks and fills the entry
+    let first = synthesize_response(&mut running, PIPER, None, 42, false).await;
+    assert!(!cache_hit(&first));
+    let spoken = checked_samples(&running, &first, PIPER, None, false).await;
+
+    // the same request again is answered from the entry: the same tensors and segments
+    let again = synthesize_response(&mut running, PIPER, None, 42, false).await;
+    assert!(cache_hit(&again));
+    assert_eq!(again.scenes, first.scenes);
+
+    // the entry holds what a fresh synthesis makes (bypass: spoken again, under the job)
+    let fresh = synthesize_response(&mut running, PIPER, None, 42, true).await;
+    assert!(!cache_hit(&fresh));
+    let fresh_samples = checked_samples(&running, &fresh, PIPER, None, true).await;
+    assert_same(&fresh_samples, &spoken, "the cached audio vs a fresh synthesis");
+    for (f, c) in fresh.scenes.iter().zip(&first.scenes) {
+        assert_eq!(f.segments, c.segments);
+        assert_eq!(f.duration_s, c.duration_s);
+    }
+
+    // Piper's noise depends on the seed: another seed is another entry
+    let other_seed = synthesize_response(&mut running, PIPER, None, 43, false).await;
+    assert!(!cache_hit(&other_seed));
+    let other_keys = audio_keys(&other_seed);
+    assert!(other_keys.iter().all(|k| !audio_keys(&first).contains(k)));
+
+    // espeak-ng ignores the seed: any seed hits its entry; another rate does not
+    let espeak = synthesize_response(&mut running, "espeak-ng:en-us", Some(16000), 1, false).await;
+    assert!(!cache_hit(&espeak));
+    let espeak_again = synthesize_response(&mut running, "espeak-ng:en-us", Some(16000), 2, false).await;
+    assert!(cache_hit(&espeak_again));
+    assert_eq!(espeak_again.scenes, espeak.scenes);
+    let espeak_rate = synthesize_response(&mut running, "espeak-ng:en-us", Some(22050), 1, false).await;
+    assert!(!cache_hit(&espeak_rate));
+
+    // an entry that lost a tensor (evicted) is a miss and is filled again; the other
+    // entries are untouched
+    let lost = running.store.keys().parse(&audio_keys(&first)[1]).unwrap();
+    assert!(running.store.delete(&lost).await.unwrap());
+    let refilled = synthesize_response(&mut running, PIPER, None, 42, false).await;
+    assert!(!cache_hit(&refilled));
+    let refilled_samples = checked_samples(&running, &refilled, PIPER, None, false).await;
+    assert_same(&refilled_samples, &spoken, "the refilled entry vs the first");
+    assert!(cache_hit(
+        &synthesize_response(&mut running, PIPER, None, 42, false).await
+    ));
+    checked_samples(&running, &other_seed, PIPER, None, false).await;
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_cache_off_stores_under_the_job() {
+    let mut running = start_with(false, false).await;
+    for _ in 0..2 {
+        let response = synthesize_response(&mut running, "", Some(16000), 7, false).await;
+        assert!(!cache_hit(&response));
+        checked_samples(&running, &response, "", Some(16000), true).await;
+    }
     running.shutdown().await;
 }

@@ -6,6 +6,7 @@
 //! keys alike.
 //!
 //! - [`allocator`]: glibc malloc tuned for large activations (the diffusion workers);
+//! - [`noise`]: seeded Gaussian noise independent of libtorch's global generator;
 //! - [`gguf`]: GGUF reader and dequantiser (F32, F16, BF16, Q4_0, Q4_1, Q8_0), used by the
 //!   `storyreel-convert` tool to turn GGUF checkpoints into HF safetensors;
 //! - [`tokenizer`]: tokenizer.json building from GGUF vocabularies, chat templates;
@@ -30,6 +31,7 @@ pub mod generation;
 pub mod gguf;
 pub mod layers;
 pub mod llama;
+pub mod noise;
 pub mod piper;
 pub mod realesrgan;
 pub mod rife;

@@ -190,6 +190,16 @@ fn legacy_eos_token_id_pools_at_the_highest_id_like_transformers() {
     assert!(relative_error(&out.pooler_output, &expected("pooler_output")) > 1e-2);
 }
 
+/// The fixture's weights plus the `position_ids` buffer older exports carry.
+fn with_position_ids(dir: &tempfile::TempDir) -> PathBuf {
+    let positions = Tensor::arange(16, (Kind::Int64, tch::Device::Cpu)).unsqueeze(0);
+    rewritten(
+        dir,
+        |n| Some(n.to_string()),
+        &[("text_model.embeddings.position_ids", positions)],
+    )
+}
+
 #[test]
 fn the_transformers5_layout_and_the_position_ids_buffer_load_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -204,17 +214,32 @@ fn the_transformers5_layout_and_the_position_ids_buffer_load_too() {
     assert_close("unprefixed", &out.last_hidden_state, &want);
 
     let dir = tempfile::tempdir().unwrap();
-    let positions = Tensor::arange(16, (Kind::Int64, tch::Device::Cpu)).unsqueeze(0);
-    let with_buffer = rewritten(
-        &dir,
-        |n| Some(n.to_string()),
-        &[("text_model.embeddings.position_ids", positions)],
-    );
+    let with_buffer = with_position_ids(&dir);
     let out = load(&config(), &with_buffer)
         .unwrap()
         .forward(&ids, None, false)
         .unwrap();
     assert_close("with position_ids", &out.last_hidden_state, &want);
+}
+
+#[test]
+fn half_precision_loads_in_its_dtype_and_stays_close() {
+    // the variables are made in the target dtype (no f32 copy); the i64 position_ids buffer
+    // keeps its kind
+    let dir = tempfile::tempdir().unwrap();
+    let with_buffer = with_position_ids(&dir);
+    let ids = expected("input_ids");
+    let want = expected("last_hidden_state_no_mask");
+    for dtype in [DType::Bf16, DType::F16] {
+        let model = ClipTextModel::load(&config(), &[&with_buffer], DeviceSpec::Cpu, dtype).unwrap();
+        let out = model.forward(&ids, None, false).unwrap().last_hidden_state;
+        assert_eq!(out.kind(), dtype.kind());
+        let err = relative_error(&out.to_kind(Kind::Float), &want);
+        assert!(
+            err < 5e-2,
+            "{dtype:?}: relative error {err:.3e} to transformers' f32"
+        );
+    }
 }
 
 #[test]

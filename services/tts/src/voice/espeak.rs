@@ -39,6 +39,7 @@ impl EspeakVoice {
                     weights_sha256,
                     components: Vec::new(),
                 },
+                seeded: false,
             },
         })
     }

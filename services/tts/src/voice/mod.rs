@@ -27,6 +27,9 @@ pub struct VoiceDescription {
     pub native_sample_rate: u32,
     pub licence: String,
     pub model: ModelInfo,
+    /// Whether the samples depend on [`SpeechParams::seed`] (a voice with noise); the
+    /// stage cache keys on the seed only then.
+    pub seeded: bool,
 }
 
 /// Per-request settings of a voice.

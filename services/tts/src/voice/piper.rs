@@ -82,6 +82,7 @@ impl PiperVoice {
         let weights_sha256 = sha256_file(&dir.join(WEIGHTS_FILE))
             .map_err(|e| VoiceError::Model(format!("reading {WEIGHTS_FILE}: {e}")))?;
         let voice = &model.voice;
+        let scales: Scales = voice.inference.into();
         let description = VoiceDescription {
             id: format!("piper:{}", model.name),
             display_name: format!("Piper {} ({})", model.name, voice.audio.quality),
@@ -97,9 +98,10 @@ impl PiperVoice {
                 weights_sha256,
                 components: Vec::new(),
             },
+            seeded: scales.noise_scale != 0.0 || scales.noise_w != 0.0,
         };
         Ok(PiperVoice {
-            scales: voice.inference.into(),
+            scales,
             model,
             description,
         })
@@ -138,10 +140,11 @@ impl Voice for PiperVoice {
             length_scale: self.scales.length_scale / params.rate as f64,
             ..self.scales
         };
-        tch::manual_seed(params.seed as i64);
         let mut audio = Vec::new();
-        for ids in self.phoneme_ids(sentence)? {
-            let out = self.model.vits.infer(&ids, scales);
+        for (i, ids) in self.phoneme_ids(sentence)?.iter().enumerate() {
+            // one noise stream per utterance of the sentence
+            let seed = params.seed.wrapping_add((i as u64).wrapping_mul(0x1_0000_0001));
+            let out = self.model.vits.infer(ids, scales, seed);
             let samples = Vec::<f32>::try_from(&out).map_err(|e| VoiceError::Model(e.to_string()))?;
             audio.extend(samples);
         }

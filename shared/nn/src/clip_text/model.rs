@@ -210,16 +210,13 @@ impl ClipTextModel {
     ) -> Result<Self, ClipTextError> {
         let layout = ClipLayout::from_files(files)?;
         let mut vs = nn::VarStore::new(device.to_device().map_err(ClipTextError::Device)?);
+        // variables are made in the target dtype: no f32 copy to cast (half the peak memory)
+        vs.set_kind(dtype.kind());
         let root = match &layout.prefix {
             Some(prefix) => vs.root() / prefix.as_str(),
             None => vs.root(),
         };
         let model = ClipTextModel::new(&root, config, &layout);
-        match dtype {
-            DType::F32 => {}
-            DType::F16 => vs.half(),
-            DType::Bf16 => vs.bfloat16(),
-        }
         load_strict(&mut vs, files)?;
         vs.freeze();
         Ok(model)

@@ -3,6 +3,7 @@
 //! gives each phoneme's log-duration. With `noise_w = 0` it is deterministic.
 
 use super::{attentions::ChannelNorm, config::VitsConfig, spline::inverse_rational_quadratic};
+use crate::noise::gaussian_noise;
 use tch::{Tensor, nn, nn::Module};
 
 /// `modules.DDSConv`: dilated depth-separable convolutions with residuals.
@@ -148,8 +149,9 @@ impl StochasticDurationPredictor {
         }
     }
 
-    /// Log-durations (B, 1, T) of the phonemes with hidden states `x` (B, C, T).
-    pub fn reverse(&self, x: &Tensor, mask: &Tensor, noise_w: f64) -> Tensor {
+    /// Log-durations (B, 1, T) of the phonemes with hidden states `x` (B, C, T); the
+    /// noise is drawn from `seed` ([`gaussian_noise`]).
+    pub fn reverse(&self, x: &Tensor, mask: &Tensor, noise_w: f64, seed: u64) -> Tensor {
         let x = self.pre.forward(x);
         let x = self.convs.forward(&x, mask, None);
         let x = self.proj.forward(&x) * mask;
@@ -157,7 +159,7 @@ impl StochasticDurationPredictor {
         let mut z = if noise_w == 0.0 {
             Tensor::zeros([b, 2, t], (x.kind(), x.device()))
         } else {
-            Tensor::randn([b, 2, t], (x.kind(), x.device())) * noise_w
+            gaussian_noise(seed, &[b, 2, t], x.device()).to_kind(x.kind()) * noise_w
         };
         // reversed flows: Flip, ConvFlow, Flip, ConvFlow, ..., Flip, ElementwiseAffine
         for flow in &self.conv_flows {

@@ -21,9 +21,14 @@ pub mod text_encoder;
 
 pub use config::{InferenceConfig, VitsConfig, VoiceConfig};
 
+use crate::noise::gaussian_noise;
 use crate::weights::{WeightsError, load_strict};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor, nn};
+
+/// Mixed into an utterance's seed for the prior's noise, so it is not the duration
+/// predictor's stream.
+const PRIOR_NOISE_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// File names of a converted voice directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -91,15 +96,17 @@ impl Vits {
         }
     }
 
-    /// Audio (N,) f32 in [-1, 1] for one utterance of phoneme `ids`. Noise comes from
-    /// libtorch's global generator: seed it (`tch::manual_seed`) for repeatable audio.
-    pub fn infer(&self, ids: &[i64], scales: Scales) -> Tensor {
+    /// Audio (N,) f32 in [-1, 1] for one utterance of phoneme `ids`. The noise (duration
+    /// predictor and prior, scaled by `scales`) is drawn from `seed` with
+    /// [`gaussian_noise`], not from libtorch's global generator: the same seed gives the
+    /// same audio whatever else runs in the process.
+    pub fn infer(&self, ids: &[i64], scales: Scales, seed: u64) -> Tensor {
         tch::no_grad(|| {
             let options = (Kind::Float, self.device);
             let x = Tensor::from_slice(ids).to_device(self.device).view([1, -1]);
             let mask = Tensor::ones([1, 1, ids.len() as i64], options);
             let encoded = self.enc_p.forward(&x, &mask);
-            let logw = self.dp.reverse(&encoded.x, &mask, scales.noise_w);
+            let logw = self.dp.reverse(&encoded.x, &mask, scales.noise_w, seed);
             let w = logw.exp() * &mask * scales.length_scale;
             let durations = w.ceil().view([-1]).to_kind(Kind::Int64);
             let frames = i64::try_from(&durations.sum(Kind::Int64)).unwrap_or(0).max(1);
@@ -109,7 +116,8 @@ impl Vits {
             let z_p = if scales.noise_scale == 0.0 {
                 m_p
             } else {
-                &m_p + m_p.randn_like() * logs_p.exp() * scales.noise_scale
+                let noise = gaussian_noise(seed ^ PRIOR_NOISE_STREAM, &m_p.size(), self.device);
+                &m_p + noise * logs_p.exp() * scales.noise_scale
             };
             let y_mask = Tensor::ones([1, 1, frames], options);
             let z = self.flow.reverse(&z_p, &y_mask);

@@ -3,12 +3,11 @@
 //!
 //! - [`prompts`]: [`PromptEncoder`], CLIP conditioning of prompts and negative prompts;
 //! - [`load`]: [`PipelinePaths`], loading from diffusers directories;
-//! - [`noise`]: [`gaussian_noise`], seeded noise reproducible on any machine;
+//! - [`gaussian_noise`] (from [`crate::noise`]): seeded noise reproducible on any machine;
 //! - [`sampler`]: [`sample_video`], the loop (classifier-free guidance, start from given
 //!   latents at a strength, per-step callback with cancellation).
 
 pub mod load;
-pub mod noise;
 pub mod prompts;
 pub mod sampler;
 
@@ -16,8 +15,8 @@ use std::ops::ControlFlow;
 
 use tch::Tensor;
 
+pub use crate::noise::gaussian_noise;
 pub use load::PipelinePaths;
-pub use noise::gaussian_noise;
 pub use prompts::PromptEncoder;
 pub use sampler::{SampleInputs, StepProgress, first_step, sample_video};
 

@@ -1,7 +1,7 @@
 //! Seeded Gaussian noise that is the same on every machine and device: drawn on the CPU
 //! from ChaCha8 (rand_chacha) by the Box-Muller transform, in f32, then moved. (libtorch's
-//! own generator is process-global state shared by every model in the process; this is
-//! not.)
+//! own generator is process-global state shared by every model and thread in the process;
+//! this is not.) The diffusion sampler and the Piper voices draw from it.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
