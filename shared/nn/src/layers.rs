@@ -86,3 +86,65 @@ pub fn group_norm(p: nn::Path, groups: i64, channels: i64, eps: f64) -> nn::Grou
         },
     )
 }
+
+/// A 4-D (N, C, H, W) tensor in channels-last memory (NHWC underneath), the same values
+/// and shape: oneDNN convolves that layout directly, where plain NCHW inputs and weights
+/// are reordered to its blocked layout and back on every call.
+pub fn channels_last(x: &tch::Tensor) -> tch::Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// Moves every 4-D floating-point variable of `vs` (the convolution weights) to
+/// channels-last memory in place; the layers keep using them unchanged.
+pub fn convolutions_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut var) in vs.variables() {
+            if var.dim() == 4 && var.is_floating_point() {
+                let moved = channels_last(&var);
+                var.set_data(&moved);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind, Tensor, nn::Module};
+
+    #[test]
+    fn channels_last_keeps_values_and_moves_the_layout() {
+        let x = Tensor::randn([2, 3, 4, 5], (Kind::Float, Device::Cpu));
+        let y = channels_last(&x);
+        assert_eq!(y.size(), x.size());
+        assert!(y.equal(&x));
+        assert_eq!(y.stride(), [60, 1, 15, 3], "NHWC underneath");
+    }
+
+    #[test]
+    fn convolution_weights_move_in_place_and_the_layer_still_agrees() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let conv = conv2d(vs.root() / "conv", 3, 8, 3, 1, 1);
+        tch::no_grad(|| {
+            let _ = conv
+                .ws
+                .shallow_clone()
+                .copy_(&Tensor::randn([8, 3, 3, 3], (Kind::Float, Device::Cpu)));
+        });
+        let x = Tensor::randn([1, 3, 6, 6], (Kind::Float, Device::Cpu));
+        let before = conv.forward(&x);
+        convolutions_channels_last(&vs);
+        assert_eq!(
+            conv.ws.stride(),
+            [27, 1, 9, 3],
+            "the layer's own handle sees the move"
+        );
+        let after = conv.forward(&channels_last(&x));
+        assert!(after.allclose(&before, 1e-5, 1e-6, false));
+        assert_eq!(
+            vs.variables()["conv.bias"].dim(),
+            1,
+            "1-D variables stay as they are"
+        );
+    }
+}

@@ -13,7 +13,10 @@ use super::{
     rrdb::{RrdbConfig, RrdbNet},
     srvgg::{SrVggConfig, SrVggNetCompact},
 };
-use crate::weights::{WeightsError, load_strict};
+use crate::{
+    layers::{channels_last, convolutions_channels_last},
+    weights::{WeightsError, load_strict},
+};
 
 /// The largest frame side accepted.
 pub const MAX_SIDE: i64 = 8192;
@@ -112,6 +115,8 @@ impl RealEsrgan {
         let mut vs = VarStore::new(device);
         let net = Self::build(&vs.root(), model);
         load_strict(&mut vs, &[dir.join(model.weights_file())])?;
+        // both networks are convolution stacks: run them in channels-last memory
+        convolutions_channels_last(&vs);
         Ok(RealEsrgan { vs, net, model })
     }
 
@@ -199,8 +204,9 @@ impl RealEsrgan {
         })
     }
 
-    /// The network on one window, at the model's scale.
+    /// The network on one window, at the model's scale (in channels-last memory).
     fn forward(&self, x: &Tensor) -> Tensor {
+        let x = &channels_last(x);
         match (&self.net, self.model) {
             (Net::Compact(net), RealEsrganModel::AnimeVideoV3X2) => {
                 let y = net.forward(x);
