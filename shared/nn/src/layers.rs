@@ -126,8 +126,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let conv = conv2d(vs.root() / "conv", 3, 8, 3, 1, 1);
         tch::no_grad(|| {
-            let _ = conv
-                .ws
+            conv.ws
                 .shallow_clone()
                 .copy_(&Tensor::randn([8, 3, 3, 3], (Kind::Float, Device::Cpu)));
         });
