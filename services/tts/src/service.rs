@@ -36,6 +36,18 @@ pub struct Segment {
     pub end_s: f64,
 }
 
+impl Segment {
+    /// The sentence `text` heard from sample `start` to `end` at `sample_rate`.
+    pub(crate) fn from_samples(text: String, start: usize, end: usize, sample_rate: u32) -> Self {
+        let rate = sample_rate as f64;
+        Segment {
+            text,
+            start_s: start as f64 / rate,
+            end_s: end as f64 / rate,
+        }
+    }
+}
+
 /// The narration of one scene, stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SceneAudio {
@@ -127,26 +139,33 @@ impl WorkerTts {
 #[derive(Default)]
 struct SceneBuilder {
     samples: Vec<f32>,
-    segments: Vec<Segment>,
-    /// Each segment's first and end sample.
-    bounds: Vec<(usize, usize)>,
+    /// Each sentence's text (as given) and its first and end sample.
+    sentences: Vec<(String, usize, usize)>,
 }
 
 impl SceneBuilder {
     /// Appends a sentence; returns the new samples (speech, then pause).
-    fn push(&mut self, sample_rate: u32, text: String, mut samples: Vec<f32>, pause: usize) -> Vec<f32> {
-        let rate = sample_rate as f64;
+    fn push(&mut self, text: String, mut samples: Vec<f32>, pause: usize) -> Vec<f32> {
         let start = self.samples.len();
-        let end = start + samples.len();
-        self.segments.push(Segment {
-            text,
-            start_s: start as f64 / rate,
-            end_s: end as f64 / rate,
-        });
-        self.bounds.push((start, end));
+        self.sentences.push((text, start, start + samples.len()));
         samples.resize(samples.len() + pause, 0.0);
         self.samples.extend_from_slice(&samples);
         samples
+    }
+
+    fn bounds(&self) -> Vec<(usize, usize)> {
+        self.sentences
+            .iter()
+            .map(|&(_, start, end)| (start, end))
+            .collect()
+    }
+
+    /// The sentences with their times at `sample_rate`.
+    fn segments(self, sample_rate: u32) -> Vec<Segment> {
+        self.sentences
+            .into_iter()
+            .map(|(text, start, end)| Segment::from_samples(text, start, end, sample_rate))
+            .collect()
     }
 }
 
@@ -219,7 +238,7 @@ impl WorkerTts {
             .iter()
             .map(|b| SpokenScene {
                 samples: stored_samples(b),
-                bounds: b.bounds.clone(),
+                bounds: b.bounds(),
             })
             .collect();
         let refs = self
@@ -264,7 +283,7 @@ impl WorkerTts {
                 duration_s: audio.numel() as f64 / job.sample_rate as f64,
                 audio,
                 sample_rate: job.sample_rate,
-                segments: builder.segments,
+                segments: builder.segments(job.sample_rate),
             })
             .collect())
     }
@@ -331,7 +350,7 @@ impl Tts for WorkerTts {
                     samples,
                     pause,
                 } => {
-                    builders[scene].push(job.sample_rate, text, samples, pause);
+                    builders[scene].push(text, samples, pause);
                 }
                 WorkEvent::SceneEnd { .. } => done += 1,
                 WorkEvent::Failed(err) => return Err(err),
@@ -399,7 +418,7 @@ impl Tts for WorkerTts {
                         samples,
                         pause,
                     } => {
-                        pending.extend(builder.push(rate, text, samples, pause));
+                        pending.extend(builder.push(text, samples, pause));
                         let mut out = Vec::new();
                         while pending.len() >= chunk_samples {
                             let rest = pending.split_off(chunk_samples);
@@ -433,7 +452,7 @@ impl Tts for WorkerTts {
                             scene_index: index,
                             total_samples: total,
                             duration_s: total as f64 / rate as f64,
-                            segments: finished.segments,
+                            segments: finished.segments(rate),
                         });
                         sent = 0;
                         let last = scene + 1 == job.scenes.len();

@@ -126,7 +126,6 @@ pub async fn scenes(
         }
     }
     let bounds = store.get_many(&segment_refs).await?;
-    let rate = job.sample_rate as f64;
     let mut out = Vec::with_capacity(job.scenes.len());
     for ((scene, audio), bounds) in job.scenes.iter().zip(audio).zip(bounds) {
         let bounds: Vec<i64> = bounds.to_vec()?;
@@ -144,15 +143,18 @@ pub async fn scenes(
             .sentences
             .iter()
             .zip(bounds[1..].chunks(2))
-            .map(|(sentence, b)| Segment {
-                text: sentence.text.clone(),
-                start_s: b[0] as f64 / rate,
-                end_s: b[1] as f64 / rate,
+            .map(|(sentence, b)| {
+                Segment::from_samples(
+                    sentence.text.clone(),
+                    b[0] as usize,
+                    b[1] as usize,
+                    job.sample_rate,
+                )
             })
             .collect();
         out.push(SceneAudio {
             scene_index: scene.index,
-            duration_s: total as f64 / rate,
+            duration_s: total as f64 / job.sample_rate as f64,
             audio,
             sample_rate: job.sample_rate,
             segments,
