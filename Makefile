@@ -60,6 +60,7 @@ bench: setup models
 	$(CARGO) bench -p storyreel-retrieval --bench search
 	@# Piper beside onnxruntime when the fixture venv has it (scripts/bench/piper_reference.py);
 	@# idle threads sleep on both sides (README.md, Performance, tts).
+	$(CARGO) bench -p storyreel-tts --bench rtf
 	OMP_WAIT_POLICY=PASSIVE $(CARGO) bench -p storyreel-tts --bench rtf
 	@# Keyframe models beside diffusers (tiny size) when the fixture venv exists; SD 1.5
 	@# size by hand: scripts/bench/diffusion.py --sizes tiny,sd15 (README, Performance).

@@ -14,8 +14,10 @@
 //! shared machine the other processes only ever add time, and libtorch's OpenMP threads
 //! suffer most from it (a busy core stalls every parallel op).
 //!
-//! With `OMP_WAIT_POLICY=PASSIVE` (as `make bench` runs it) idle threads sleep on both
-//! sides; without it both spin, their defaults.
+//! `make bench` runs it twice: as is (idle threads spin on both sides, their defaults) and
+//! with `OMP_WAIT_POLICY=PASSIVE` (they sleep on both sides). The process keeps freed
+//! memory (`storyreel_nn::allocator::keep_freed_memory`) as the tts service does;
+//! `STORYREEL_BENCH_DEFAULT_MALLOC=1` measures glibc's defaults instead.
 //!
 //! `make bench` runs it; results go to README.md, Performance.
 
@@ -120,19 +122,27 @@ fn onnxruntime_reference(
 }
 
 fn main() {
+    // as the service does (`keep_freed_memory = true`)
+    let tuned_malloc = std::env::var_os("STORYREEL_BENCH_DEFAULT_MALLOC").is_none()
+        && storyreel_nn::allocator::keep_freed_memory();
     tch::set_num_threads(threads());
     let sentences: Vec<String> = split_sentences(PARAGRAPH, 400)
         .iter()
         .map(|s| normalize(s))
         .collect();
     println!(
-        "tts rtf: {} sentences, {} thread(s), fastest of {REPEATS} passes, idle threads {}",
+        "tts rtf: {} sentences, {} thread(s), fastest of {REPEATS} passes, idle threads {}, malloc {}",
         sentences.len(),
         threads(),
         if passive_threads() {
             "sleep (OMP_WAIT_POLICY=PASSIVE)"
         } else {
             "spin (default)"
+        },
+        if tuned_malloc {
+            "keep-freed (as the service)"
+        } else {
+            "glibc default (STORYREEL_BENCH_DEFAULT_MALLOC)"
         }
     );
     let params = SpeechParams { rate: 1.0, seed: 0 };

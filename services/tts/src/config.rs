@@ -43,6 +43,11 @@ pub struct TtsConfig {
     /// refs then point into the entry. Off: every call speaks and stores under the job's
     /// keys, as a call with `context.bypass_cache` does.
     pub cache_outputs: bool,
+    /// Tune glibc's malloc at start to keep freed memory for reuse
+    /// (`storyreel_nn::allocator::keep_freed_memory`, process-wide): the Piper vocoder's
+    /// activations are then not faulted in and zeroed by the kernel again for every
+    /// sentence. The process keeps its peak heap.
+    pub keep_freed_memory: bool,
 }
 
 impl Default for TtsConfig {
@@ -59,6 +64,7 @@ impl Default for TtsConfig {
             sentence_pause_ms: 250,
             queue_capacity: 32,
             cache_outputs: true,
+            keep_freed_memory: true,
         }
     }
 }

@@ -74,6 +74,9 @@ pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
 
 /// The service of `config`: its voices on the worker thread and its tensor store.
 pub async fn start_service(config: &TtsConfig) -> Result<Arc<WorkerTts>, TtsError> {
+    if config.keep_freed_memory && !storyreel_nn::allocator::keep_freed_memory() {
+        tracing::warn!("`keep_freed_memory` is set but this allocator does not take the tuning");
+    }
     let store = storyreel_tensors::open_store(&config.tensors).await?;
     let worker = SynthesisWorker::start(voice_loaders(config), config.queue_capacity)?;
     if !worker.voices().iter().any(|v| v.id == config.default_voice) {
