@@ -227,7 +227,8 @@ impl WorkerTts {
     }
 
     /// Stores the scenes as the entry at `key` and answers with the entry's refs (another
-    /// call's, if it stored the same entry first).
+    /// call's, if it stored the same entry first: hence the bounds are read back from the
+    /// entry, one small round trip, rather than taken from `builders`).
     async fn store_in_cache(
         &self,
         key: &CacheKey,
