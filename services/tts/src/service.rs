@@ -335,7 +335,8 @@ impl Tts for WorkerTts {
                 }
             }
         }
-        let (model, mut events) = self.start(&request)?;
+        // the voice and the model pin are checked above
+        let mut events = self.worker.submit(job.clone())?;
         let mut queue_time = Duration::ZERO;
         let mut builders: Vec<SceneBuilder> = job.scenes.iter().map(|_| SceneBuilder::default()).collect();
         let mut done = 0;
@@ -363,7 +364,7 @@ impl Tts for WorkerTts {
         };
         Ok(Synthesis {
             scenes,
-            model,
+            model: voice.model.clone(),
             voice: job.voice.clone(),
             stats: StageStats {
                 cache_hit: false,

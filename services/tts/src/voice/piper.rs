@@ -142,8 +142,9 @@ impl Voice for PiperVoice {
         };
         let mut audio = Vec::new();
         for (i, ids) in self.phoneme_ids(sentence)?.iter().enumerate() {
-            // one noise stream per utterance of the sentence
-            let seed = params.seed.wrapping_add((i as u64).wrapping_mul(0x1_0000_0001));
+            // one noise stream per utterance of the sentence, mixed so that it does not
+            // land on another sentence's seed (the worker derives those by addition)
+            let seed = params.seed ^ (i as u64).wrapping_mul(0xd1b5_4a32_d192_ed03);
             let out = self.model.vits.infer(ids, scales, seed);
             let samples = Vec::<f32>::try_from(&out).map_err(|e| VoiceError::Model(e.to_string()))?;
             audio.extend(samples);
