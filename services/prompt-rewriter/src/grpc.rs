@@ -1,43 +1,43 @@
-//! The thin gRPC adapter: per call it validates the request, sets its deadline (the
-//! earliest of `context.deadline`, `grpc-timeout` and the server's `request_timeout_ms`),
-//! calls [`PromptRewriter`] under that deadline, and converts the answer or the error
-//! (through `storyreel_runtime::to_status`). A client that cancels drops the call's
-//! future, which cancels decoding.
+//! The thin gRPC adapter: per call it validates the request, begins the call's context
+//! (`storyreel_stage::CallContext`: one deadline from `context.deadline`, `grpc-timeout`
+//! and `request_timeout_ms`, a span, the latency metric), calls [`PromptRewriter`] under
+//! it, and converts the answer or the error (through `storyreel_runtime::to_status`). A
+//! client that cancels drops the call's future, which cancels decoding.
 
 use crate::{
     config::PromptRewriterConfig,
-    error::PromptRewriterError,
     service::{Keywords, PromptRewriter, Rewrite, SceneAttributes, SceneKeywords, ScenePrompt},
     validation::{validate_keywords, validate_rewrite},
 };
-use std::{
-    future::Future,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Instant};
 use storyreel_llm::GenerationDefaults;
 use storyreel_proto::prompt_rewriter::{
     self as wire,
     prompt_rewriter_service_server::{PromptRewriterService, PromptRewriterServiceServer},
 };
-use storyreel_runtime::{JobInfo, ServerConfig, job::grpc_deadline, to_status, with_message_limits};
+use storyreel_runtime::{JobInfo, ServerConfig, to_status, with_message_limits};
+use storyreel_stage::{CallContext, StageCalls};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
-use tracing::Instrument;
 
 /// The tonic service over any [`PromptRewriter`].
 #[derive(Clone)]
 pub struct PromptRewriterGrpc {
     service: Arc<dyn PromptRewriter>,
     defaults: GenerationDefaults,
-    request_timeout: Duration,
+    calls: StageCalls,
 }
 
 impl PromptRewriterGrpc {
     pub fn new(service: Arc<dyn PromptRewriter>, config: &PromptRewriterConfig) -> Self {
+        let calls = StageCalls::new(
+            crate::STAGE,
+            config.server.request_timeout(),
+            service.model_state(),
+        );
         Self {
             service,
             defaults: config.generation.clone(),
-            request_timeout: config.server.request_timeout(),
+            calls,
         }
     }
 
@@ -46,51 +46,18 @@ impl PromptRewriterGrpc {
         with_message_limits!(PromptRewriterServiceServer::new(self), server)
     }
 
-    /// The call's deadline; an error if it has already passed.
-    fn deadline(&self, requested: Option<Instant>, metadata: &MetadataMap) -> Result<Instant, Status> {
-        let now = Instant::now();
-        let deadline = [
-            requested,
-            grpc_deadline(metadata, now),
-            now.checked_add(self.request_timeout),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(now + self.request_timeout);
-        if deadline <= now {
-            return Err(status(PromptRewriterError::DeadlineExceeded));
-        }
-        Ok(deadline)
+    /// Begins a call of `job`; `deadline` becomes the call's one deadline.
+    fn begin(
+        &self,
+        method: &'static str,
+        metadata: &MetadataMap,
+        job: &JobInfo,
+        deadline: &mut Option<Instant>,
+    ) -> Result<CallContext, Status> {
+        let context = self.calls.begin(method, metadata, job.clone(), *deadline)?;
+        *deadline = Some(context.deadline);
+        Ok(context)
     }
-}
-
-fn status(err: PromptRewriterError) -> Status {
-    tracing::debug!(error = %err, "prompt-rewriter request failed");
-    to_status(&err)
-}
-
-fn span(job: &JobInfo, method: &'static str, items: usize, seed: u64) -> tracing::Span {
-    tracing::info_span!(
-        "prompt_rewriter",
-        method,
-        job_id = job.job_id.as_deref().unwrap_or(""),
-        request_id = job.request_id.as_deref().unwrap_or(""),
-        items,
-        seed,
-    )
-}
-
-/// Runs `call` until `deadline`.
-async fn within<T>(
-    deadline: Instant,
-    call: impl Future<Output = Result<T, PromptRewriterError>>,
-) -> Result<T, Status> {
-    tokio::time::timeout_at(deadline.into(), call)
-        .await
-        .map_err(|_| PromptRewriterError::DeadlineExceeded)
-        .and_then(|result| result)
-        .map_err(status)
 }
 
 #[tonic::async_trait]
@@ -100,11 +67,9 @@ impl PromptRewriterService for PromptRewriterGrpc {
         request: Request<wire::RewriteRequest>,
     ) -> Result<Response<wire::RewriteResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_rewrite(message, &self.defaults).map_err(|e| status(e.into()))?;
-        let deadline = self.deadline(request.deadline, &metadata)?;
-        request.deadline = Some(deadline);
-        let span = span(&request.job, "rewrite", request.scenes.len(), request.seed);
-        let rewrite = within(deadline, self.service.rewrite(request).instrument(span)).await?;
+        let mut request = validate_rewrite(message, &self.defaults).map_err(|e| to_status(&e))?;
+        let context = self.begin("rewrite", &metadata, &request.job, &mut request.deadline)?;
+        let rewrite = context.unary(self.service.rewrite(request)).await?;
         Ok(Response::new(rewrite.into()))
     }
 
@@ -113,11 +78,9 @@ impl PromptRewriterService for PromptRewriterGrpc {
         request: Request<wire::KeywordsRequest>,
     ) -> Result<Response<wire::KeywordsResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_keywords(message, &self.defaults).map_err(|e| status(e.into()))?;
-        let deadline = self.deadline(request.deadline, &metadata)?;
-        request.deadline = Some(deadline);
-        let span = span(&request.job, "keywords", request.prompts.len(), request.seed);
-        let keywords = within(deadline, self.service.keywords(request).instrument(span)).await?;
+        let mut request = validate_keywords(message, &self.defaults).map_err(|e| to_status(&e))?;
+        let context = self.begin("keywords", &metadata, &request.job, &mut request.deadline)?;
+        let keywords = context.unary(self.service.keywords(request)).await?;
         Ok(Response::new(keywords.into()))
     }
 }

@@ -12,7 +12,8 @@
 //! - [`model_service`]: [`ModelBackedPromptRewriter`], over the batching model worker of
 //!   `storyreel_llm` and the CLIP tokenizer;
 //! - [`config`]: the `[prompt_rewriter]` table;
-//! - [`run`]: serves a [`PromptRewriter`] until shutdown, ready while its model is.
+//! - [`PromptRewriterStage`]: the stage on the shared skeleton (`storyreel_stage`):
+//!   served until shutdown, ready while its model is.
 
 pub mod compose;
 pub mod config;
@@ -29,24 +30,40 @@ pub use error::PromptRewriterError;
 pub use model_service::ModelBackedPromptRewriter;
 pub use service::{Keywords, KeywordsRequest, ModelState, PromptRewriter, Rewrite, RewriteRequest};
 
-use std::{future::Future, sync::Arc};
-use storyreel_runtime::{model::serve_model_service, server::ServerError};
-use tokio::net::TcpListener;
+use std::sync::Arc;
+use storyreel_stage::{Stage, metrics::MODEL_BUCKETS};
+use tokio::sync::watch;
 use tonic::service::Routes;
 
 /// The fully-qualified gRPC service name (health status, reflection).
 pub const SERVICE_NAME: &str = "storyreel.prompt_rewriter.v1.PromptRewriterService";
+/// The stage name: process, metric label, thread name.
+pub const STAGE: &str = "prompt-rewriter";
 
-/// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight calls
-/// (`server.shutdown_grace_ms`). Health (`""` and [`SERVICE_NAME`]) is SERVING exactly
-/// while `service.model_state()` is [`ModelState::Ready`].
-pub async fn run(
-    config: PromptRewriterConfig,
-    service: Arc<dyn PromptRewriter>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    let state = service.model_state();
-    let routes = Routes::new(grpc::PromptRewriterGrpc::new(service, &config).into_server(&config.server));
-    serve_model_service(config.server, SERVICE_NAME, state, listener, routes, shutdown).await
+storyreel_stage::stage_config!(PromptRewriterConfig);
+
+/// The prompt-rewriter stage: served by `storyreel_stage::serve::serve::<PromptRewriterStage>`,
+/// its process is `storyreel_stage::serve::main::<PromptRewriterStage>()`.
+pub struct PromptRewriterStage;
+
+#[async_trait::async_trait]
+impl Stage for PromptRewriterStage {
+    const NAME: &'static str = STAGE;
+    const CONFIG_TABLE: &'static str = "prompt_rewriter";
+    const SERVICE_NAME: &'static str = SERVICE_NAME;
+    const LATENCY_BUCKETS: &'static [f64] = MODEL_BUCKETS;
+    type Config = PromptRewriterConfig;
+    type Service = dyn PromptRewriter;
+
+    async fn start(config: &PromptRewriterConfig) -> anyhow::Result<Arc<dyn PromptRewriter>> {
+        Ok(Arc::new(ModelBackedPromptRewriter::start(config)?))
+    }
+
+    fn model_state(service: &dyn PromptRewriter) -> watch::Receiver<ModelState> {
+        service.model_state()
+    }
+
+    fn routes(service: Arc<dyn PromptRewriter>, config: &PromptRewriterConfig) -> Routes {
+        Routes::new(grpc::PromptRewriterGrpc::new(service, config).into_server(&config.server))
+    }
 }

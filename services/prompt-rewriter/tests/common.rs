@@ -5,9 +5,11 @@
 #![allow(dead_code)] // each test file uses a part
 
 use std::sync::Arc;
-use storyreel_prompt_rewriter::{ModelBackedPromptRewriter, PromptRewriter, PromptRewriterConfig};
+use storyreel_prompt_rewriter::{
+    ModelBackedPromptRewriter, PromptRewriter, PromptRewriterConfig, PromptRewriterStage,
+};
 use storyreel_proto::prompt_rewriter::prompt_rewriter_service_client::PromptRewriterServiceClient;
-use tokio::{sync::oneshot, task::JoinHandle};
+use storyreel_test_support::TestServer;
 use tonic::transport::Channel;
 
 pub fn config() -> PromptRewriterConfig {
@@ -30,14 +32,16 @@ pub fn config() -> PromptRewriterConfig {
 pub struct Running {
     pub client: PromptRewriterServiceClient<Channel>,
     pub service: Arc<ModelBackedPromptRewriter>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), storyreel_runtime::server::ServerError>>,
+    server: TestServer,
 }
 
 impl Running {
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+    pub fn endpoint(&self) -> &str {
+        &self.server.endpoint
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -47,24 +51,12 @@ pub async fn start() -> Running {
     let service = Arc::new(ModelBackedPromptRewriter::start(&config).expect("starting the rewriter"));
     let info = service.wait_ready().await.expect("the model loads");
     assert_eq!(info.weights_sha256.len(), 64);
-    let listener = storyreel_runtime::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(storyreel_prompt_rewriter::run(
-        config,
-        service.clone() as Arc<dyn PromptRewriter>,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let client = PromptRewriterServiceClient::connect(endpoint).await.unwrap();
+    let server =
+        TestServer::stage::<PromptRewriterStage>(config, service.clone() as Arc<dyn PromptRewriter>).await;
+    let client = PromptRewriterServiceClient::new(server.channel().await);
     Running {
         client,
         service,
-        stop: Some(stop),
-        task,
+        server,
     }
 }

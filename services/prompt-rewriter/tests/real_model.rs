@@ -290,3 +290,19 @@ async fn a_cancelled_call_stops_decoding_within_one_step() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_and_describes_the_service() {
+    let server = common::start().await;
+    let endpoint = server.endpoint().to_string();
+    tokio::task::spawn_blocking(move || {
+        storyreel_test_support::assert_reflection(
+            &endpoint,
+            storyreel_prompt_rewriter::SERVICE_NAME,
+            &["Rewrite", "Keywords"],
+        )
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+}

@@ -40,8 +40,10 @@ pub struct CatalogConfig {
     /// Catalog directory (`index/`, `embeddings.f32`, `frames/`); created when missing.
     #[serde(deserialize_with = "deserialize_expanded_path")]
     pub dir: PathBuf,
-    /// Relative `video_uri`s of Ingest are resolved against this directory. Empty: the
-    /// server's working directory.
+    /// The only directory Ingest reads videos from: a `video_uri` is a path relative to
+    /// it, or an absolute path or `file://` URI inside it; `..`, other schemes and symbolic
+    /// links leading out of it are refused (UNSUPPORTED_URI). Empty (the default): no
+    /// media root, and Ingest refuses every clip until one is set. Must not be `/`.
     #[serde(deserialize_with = "deserialize_expanded_path")]
     pub media_root: PathBuf,
     /// tantivy writer memory budget in MiB, 15-4096 (split over the writer threads).
@@ -78,6 +80,9 @@ pub struct EncoderConfig {
     /// Default 1: a query is one short text, and on a CPU shared with other work two
     /// intra-op threads made the query embedding's p99 ~50x worse (README.md).
     pub threads: usize,
+    /// Failed batches in a row (a panic or an error in the encoder) after which the model
+    /// is taken for broken and the service reports NOT_SERVING, 1-1000.
+    pub max_consecutive_failures: u32,
 }
 
 impl Default for EncoderConfig {
@@ -88,6 +93,7 @@ impl Default for EncoderConfig {
             batch_size: 32,
             queue_capacity: 256,
             threads: 1,
+            max_consecutive_failures: 3,
         }
     }
 }
@@ -114,6 +120,11 @@ pub struct SearchConfig {
     pub default_frame_count: u32,
     /// Concurrent searches on the CPU pool before RESOURCE_EXHAUSTED, 1-4096.
     pub max_concurrent: usize,
+    /// Keep the reference-frame tensors of a Search in content-addressed cache entries of
+    /// the tensor store (DESIGN.md §4): the same clip (as last ingested) at the same frame
+    /// size and count is not decoded and scaled again. Off: every Search stores its frames
+    /// under the job's key, as a call with `context.bypass_cache` does.
+    pub cache_outputs: bool,
 }
 
 impl Default for SearchConfig {
@@ -129,6 +140,7 @@ impl Default for SearchConfig {
             default_frame_height: 512,
             default_frame_count: 16,
             max_concurrent: 64,
+            cache_outputs: true,
         }
     }
 }
@@ -181,6 +193,15 @@ impl Validate for CatalogConfig {
         if self.dir.as_os_str().is_empty() {
             return Err(ValidationError::new("dir", "must not be empty"));
         }
+        // Empty is allowed (Ingest then reads nothing); the file-system root would let
+        // Ingest read any file the service can open.
+        if self.media_root.has_root() && self.media_root.parent().is_none() {
+            return Err(ValidationError::new(
+                "media_root",
+                "must not be the file-system root `/` (Ingest would read any file); name \
+                 the directory that holds the videos, or leave it empty to refuse every clip",
+            ));
+        }
         check_range("writer_memory_mb", self.writer_memory_mb, 15, 4096)?;
         check_range("writer_threads", self.writer_threads, 1, 16)
     }
@@ -196,7 +217,8 @@ impl Validate for EncoderConfig {
             .map_err(|e| ValidationError::new("device", e.to_string()))?;
         check_range("batch_size", self.batch_size, 1, 256)?;
         check_range("queue_capacity", self.queue_capacity, 1, 65_536)?;
-        check_range("threads", self.threads, 0, 256)
+        check_range("threads", self.threads, 0, 256)?;
+        check_range("max_consecutive_failures", self.max_consecutive_failures, 1, 1000)
     }
 }
 
@@ -303,5 +325,13 @@ mod tests {
         let mut config = RetrievalConfig::default();
         config.encoder.device = "tpu".into();
         assert_eq!(config.validate().unwrap_err().field, "encoder.device");
+
+        let mut config = RetrievalConfig::default();
+        config.catalog.media_root = "/".into();
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.field, "catalog.media_root");
+        assert!(err.message.contains("file-system root"), "{err}");
+        config.catalog.media_root = "/srv/media".into();
+        config.validate().unwrap();
     }
 }

@@ -1,16 +1,21 @@
-//! The sentence encoder (all-MiniLM-L6-v2, `storyreel_nn::bert::SentenceEncoder`) on its
-//! own OS thread: tch tensors are not Sync, so the model lives on one thread that loops on
-//! a bounded channel of jobs, each with its texts, the caller's span and a oneshot reply.
-//! Jobs waiting together are embedded in one call (up to `batch_size` texts), so
-//! concurrent searches share forward passes. A full queue is RESOURCE_EXHAUSTED.
+//! The sentence encoder (all-MiniLM-L6-v2, `storyreel_nn::bert::SentenceEncoder`) as a
+//! [`StageModel`] on the stage's generic model worker (its own thread, bounded queue,
+//! readiness, panic isolation, queue metrics). A job is the texts of one call; jobs
+//! waiting together are embedded in one forward pass (up to `batch_size` texts), so
+//! concurrent searches share it. A full queue is RESOURCE_EXHAUSTED.
 
 use crate::{catalog::EmbeddingModel, config::EncoderConfig, error::RetrievalError};
-use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use storyreel_nn::{
     DeviceSpec,
     bert::{SentenceEncoder, SentenceEncoderOptions},
 };
-use tokio::sync::{mpsc, oneshot};
+use storyreel_runtime::{
+    ModelInfo, ModelState,
+    model_identity::{IdentityOverrides, identify_model_dir},
+};
+use storyreel_stage::{BatchControl, ModelWorker, StageModel, WorkerConfig, WorkerJob, WorkerSettings};
+use tokio::sync::{oneshot, watch};
 
 /// Texts -> unit-length embeddings. The service and ingest use this trait, so tests of the
 /// adapter can substitute it.
@@ -18,25 +23,64 @@ use tokio::sync::{mpsc, oneshot};
 pub trait Embedder: Send + Sync {
     fn model(&self) -> &EmbeddingModel;
     fn dimension(&self) -> usize;
+    /// Readiness follows this.
+    fn model_state(&self) -> watch::Receiver<ModelState>;
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, RetrievalError>;
 }
 
-struct Job {
+/// The texts of one call.
+pub struct Job {
     texts: Vec<String>,
     span: tracing::Span,
-    reply: oneshot::Sender<Result<Vec<Vec<f32>>, String>>,
+    reply: Option<oneshot::Sender<Result<Vec<Vec<f32>>, RetrievalError>>>,
 }
 
-/// The model worker thread and its queue.
+impl WorkerJob for Job {
+    fn weight(&self) -> usize {
+        self.texts.len()
+    }
+
+    fn fail(&mut self, error: storyreel_stage::WorkerError) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Err(error.into()));
+        }
+    }
+}
+
+struct Encoder(SentenceEncoder);
+
+impl StageModel for Encoder {
+    type Job = Job;
+
+    fn run_batch(&mut self, batch: &mut [Job], _: &BatchControl) -> Result<(), String> {
+        let texts: Vec<&str> = batch
+            .iter()
+            .flat_map(|j| j.texts.iter().map(String::as_str))
+            .collect();
+        let rows = self.0.embed(&texts).map_err(|e| e.to_string())?;
+        let mut offset = 0;
+        for job in batch {
+            let n = job.texts.len();
+            let _entered = job.span.enter();
+            if let Some(reply) = job.reply.take() {
+                let _ = reply.send(Ok(rows[offset..offset + n].to_vec()));
+            }
+            offset += n;
+        }
+        Ok(())
+    }
+}
+
+/// The encoder on its model worker.
 pub struct EncoderWorker {
-    jobs: mpsc::Sender<Job>,
+    worker: ModelWorker<Job>,
     model: EmbeddingModel,
     dimension: usize,
-    capacity: usize,
 }
 
 impl EncoderWorker {
-    /// Starts the worker and waits until the model is loaded (MiniLM: well under a second).
+    /// Starts the worker and waits until the model is loaded (MiniLM: well under a
+    /// second): the catalog is opened with its identity and dimension.
     pub fn start(config: &EncoderConfig) -> Result<Self, RetrievalError> {
         let device: DeviceSpec = config
             .device
@@ -48,78 +92,40 @@ impl EncoderWorker {
             ..SentenceEncoderOptions::default()
         };
         let dir = config.model_dir.clone();
-        let model = model_identity(&dir)?;
-        let (jobs, mut queue) = mpsc::channel::<Job>(config.queue_capacity);
-        let (loaded_tx, loaded_rx) = std::sync::mpsc::sync_channel(1);
-        let batch_size = config.batch_size;
-        let threads = config.threads;
-        std::thread::Builder::new()
-            .name("retrieval-encoder".into())
-            .spawn(move || {
-                if threads > 0 {
-                    tch::set_num_threads(threads as i32);
-                }
-                let encoder = match SentenceEncoder::load(&dir, &options) {
-                    Ok(encoder) => {
-                        let _ = loaded_tx.send(Ok(encoder.dimension() as usize));
-                        encoder
-                    }
-                    Err(e) => {
-                        let _ = loaded_tx.send(Err(format!("loading {}: {e}", dir.display())));
-                        return;
-                    }
-                };
-                while let Some(first) = queue.blocking_recv() {
-                    let mut batch = vec![first];
-                    let mut texts = batch[0].texts.len();
-                    while texts < batch_size {
-                        match queue.try_recv() {
-                            Ok(job) => {
-                                texts += job.texts.len();
-                                batch.push(job);
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    run_batch(&encoder, batch);
-                }
-                tracing::info!("encoder worker stopped");
-            })
-            .map_err(|e| RetrievalError::NotReady {
-                reason: format!("cannot start the encoder thread: {e}"),
-            })?;
-        let dimension = loaded_rx
-            .recv()
-            .map_err(|_| RetrievalError::NotReady {
-                reason: "the encoder thread died while loading".into(),
-            })?
-            .map_err(|reason| RetrievalError::NotReady { reason })?;
-        tracing::info!(model = %model.name, version = %model.version, dimension, "sentence encoder ready");
+        let dimension = Arc::new(OnceLock::new());
+        let loaded_dimension = dimension.clone();
+        let settings = WorkerSettings::new(
+            crate::STAGE,
+            WorkerConfig {
+                queue_capacity: config.queue_capacity,
+                max_batch_size: config.batch_size,
+                max_wait_ms: 0,
+                threads: config.threads,
+                keep_freed_memory: false,
+                max_consecutive_failures: config.max_consecutive_failures,
+            },
+        );
+        let worker = ModelWorker::spawn(settings, move || {
+            let info = model_info(&dir).map_err(|e| e.to_string())?;
+            let encoder = SentenceEncoder::load(&dir, &options)
+                .map_err(|e| format!("loading {}: {e}", dir.display()))?;
+            let _ = loaded_dimension.set(encoder.dimension() as usize);
+            Ok((Encoder(encoder), info))
+        })?;
+        let info = futures::executor::block_on(worker.wait_ready())?;
+        let dimension = *dimension.get().ok_or_else(|| RetrievalError::NotReady {
+            reason: "the encoder loaded without a dimension".into(),
+        })?;
+        tracing::info!(model = %info.name, version = %info.version, dimension, "sentence encoder ready");
         Ok(EncoderWorker {
-            jobs,
-            model,
+            worker,
+            model: EmbeddingModel {
+                name: info.name,
+                version: info.version,
+                weights_sha256: info.weights_sha256,
+            },
             dimension,
-            capacity: config.queue_capacity,
         })
-    }
-}
-
-fn run_batch(encoder: &SentenceEncoder, batch: Vec<Job>) {
-    let texts: Vec<&str> = batch
-        .iter()
-        .flat_map(|j| j.texts.iter().map(String::as_str))
-        .collect();
-    let result = encoder.embed(&texts).map_err(|e| e.to_string());
-    let mut offset = 0;
-    for job in batch {
-        let n = job.texts.len();
-        let _entered = job.span.enter();
-        let reply = match &result {
-            Ok(rows) => Ok(rows[offset..offset + n].to_vec()),
-            Err(e) => Err(e.clone()),
-        };
-        offset += n;
-        let _ = job.reply.send(reply);
     }
 }
 
@@ -133,52 +139,29 @@ impl Embedder for EncoderWorker {
         self.dimension
     }
 
+    fn model_state(&self) -> watch::Receiver<ModelState> {
+        self.worker.state()
+    }
+
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, RetrievalError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
-        let job = Job {
+        self.worker.submit(Job {
             texts,
             span: tracing::Span::current(),
-            reply,
-        };
-        self.jobs.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RetrievalError::Overloaded {
-                what: "the encoder queue",
-                capacity: self.capacity,
-            },
-            mpsc::error::TrySendError::Closed(_) => RetrievalError::NotReady {
-                reason: "the encoder worker stopped".into(),
-            },
+            reply: Some(reply),
         })?;
-        answer
-            .await
-            .map_err(|_| RetrievalError::NotReady {
-                reason: "the encoder worker stopped".into(),
-            })?
-            .map_err(RetrievalError::Encoder)
+        answer.await.map_err(|_| RetrievalError::NotReady {
+            reason: "the encoder worker stopped".into(),
+        })?
     }
 }
 
-/// Name (the directory's), version (the `make models` stamp, else the digest's prefix) and
-/// SHA-256 of `model.safetensors`.
-pub fn model_identity(dir: &Path) -> Result<EmbeddingModel, RetrievalError> {
-    let weights = dir.join("model.safetensors");
-    let weights_sha256 =
-        storyreel_runtime::model::sha256_file(&weights).map_err(|e| RetrievalError::NotReady {
-            reason: format!("reading {}: {e} (run `make models`)", weights.display()),
-        })?;
-    let version = std::fs::read_to_string(dir.join(".stamp"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| weights_sha256[..12].to_string());
-    Ok(EmbeddingModel {
-        name: dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "sentence-encoder".into()),
-        version,
-        weights_sha256,
+/// The encoder's identity (`storyreel_runtime::model_identity`).
+pub fn model_info(dir: &std::path::Path) -> Result<ModelInfo, RetrievalError> {
+    identify_model_dir(dir, IdentityOverrides::default()).map_err(|e| RetrievalError::NotReady {
+        reason: e.to_string(),
     })
 }

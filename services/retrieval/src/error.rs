@@ -79,6 +79,23 @@ impl RetrievalError {
     }
 }
 
+impl From<storyreel_stage::WorkerError> for RetrievalError {
+    fn from(err: storyreel_stage::WorkerError) -> Self {
+        use storyreel_stage::WorkerError as Worker;
+        match err {
+            Worker::Overloaded { capacity } => RetrievalError::Overloaded {
+                what: "the encoder queue",
+                capacity,
+            },
+            Worker::NotReady { reason } => RetrievalError::NotReady { reason },
+            Worker::Cancelled => RetrievalError::NotReady {
+                reason: "the encoder job was cancelled".into(),
+            },
+            Worker::BatchFailed(reason) => RetrievalError::Encoder(reason),
+        }
+    }
+}
+
 impl HasErrorCode for RetrievalError {
     fn error_code(&self) -> ErrorCode {
         match self {

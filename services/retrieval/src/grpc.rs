@@ -1,8 +1,8 @@
 //! The thin gRPC adapter: per call it takes the request, validates it (INVALID_ARGUMENT
-//! naming the field and limit), calls [`Retrieval`], and converts the answer or the error
-//! (through `storyreel_runtime::to_status`). The caller's trace context is already the
-//! parent span: the runtime's server layer extracts it. Search runs under the earliest of
-//! the job deadline, the gRPC deadline and the server's request timeout.
+//! naming the field and limit), begins the call's context (`storyreel_stage::CallContext`:
+//! one deadline from the job, the gRPC deadline and the server's request timeout, for
+//! Ingest's whole stream too; a span; the latency metric), calls [`Retrieval`] under it,
+//! and converts the answer or the error (through `storyreel_runtime::to_status`).
 
 use crate::{
     config::RetrievalConfig,
@@ -13,10 +13,7 @@ use crate::{
     validation::{validate_ingest_options, validate_search},
 };
 use futures::StreamExt;
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 use storyreel_proto::{
     common,
     retrieval::{
@@ -27,26 +24,29 @@ use storyreel_proto::{
         retrieval_service_server::{RetrievalService, RetrievalServiceServer},
     },
 };
-use storyreel_runtime::{
-    ServerConfig, ValidationError,
-    job::{earliest, grpc_deadline},
-    tensor_ref, to_status, with_message_limits,
-};
+use storyreel_runtime::{JobInfo, ServerConfig, ValidationError, tensor_ref, to_status, with_message_limits};
+use storyreel_stage::StageCalls;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::Instrument;
 
 /// The tonic service over any [`Retrieval`].
 #[derive(Clone)]
 pub struct RetrievalGrpc {
     service: Arc<dyn Retrieval>,
     config: Arc<RetrievalConfig>,
+    calls: StageCalls,
 }
 
 impl RetrievalGrpc {
     pub fn new(service: Arc<dyn Retrieval>, config: &RetrievalConfig) -> Self {
+        let calls = StageCalls::new(
+            crate::STAGE,
+            config.server.request_timeout(),
+            service.model_state(),
+        );
         Self {
             service,
             config: Arc::new(config.clone()),
+            calls,
         }
     }
 
@@ -67,28 +67,12 @@ impl RetrievalService for RetrievalGrpc {
         request: Request<wire::SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let request = validate_search(message, &self.config.search).map_err(|e| status(e.into()))?;
-        let now = Instant::now();
-        let deadline = earliest(
-            earliest(request.deadline, grpc_deadline(&metadata, now)),
-            now.checked_add(self.config.server.request_timeout()),
-        )
-        .unwrap_or(now + Duration::from_secs(60));
-        if deadline <= now {
-            return Err(status(RetrievalError::DeadlineExceeded));
-        }
-        let span = tracing::info_span!(
-            "retrieval.search",
-            job_id = request.job.job_id.as_deref().unwrap_or(""),
-            scene = request.job.scene_index.unwrap_or(0),
-            keywords = request.keywords.len(),
-            k = request.k,
-        );
-        let result = tokio::time::timeout_at(deadline.into(), self.service.search(request).instrument(span))
-            .await
-            .map_err(|_| RetrievalError::DeadlineExceeded)
-            .and_then(|r| r)
-            .map_err(status)?;
+        let mut request = validate_search(message, &self.config.search).map_err(|e| status(e.into()))?;
+        let context = self
+            .calls
+            .begin("search", &metadata, request.job.clone(), request.deadline)?;
+        request.deadline = Some(context.deadline);
+        let result = context.unary(self.service.search(request)).await?;
         Ok(Response::new(result.into()))
     }
 
@@ -98,7 +82,8 @@ impl RetrievalService for RetrievalGrpc {
         &self,
         request: Request<Streaming<IngestRequest>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
-        let mut incoming = request.into_inner();
+        let (metadata, _, mut incoming) = request.into_parts();
+        let context = self.calls.begin("ingest", &metadata, JobInfo::default(), None)?;
         let first = incoming.message().await?;
         let (options, first_clip) = match first.and_then(|m| m.item) {
             Some(Item::Options(o)) => (Some(o), None),
@@ -127,16 +112,18 @@ impl RetrievalService for RetrievalGrpc {
         let events = self
             .service
             .ingest(options, clips)
-            .map(|event| event.map(IngestResponse::from).map_err(status))
-            .boxed();
-        Ok(Response::new(events))
+            .map(|event| event.map(IngestResponse::from));
+        Ok(Response::new(context.stream(events)))
     }
 
     async fn get_catalog_stats(
         &self,
-        _request: Request<GetCatalogStatsRequest>,
+        request: Request<GetCatalogStatsRequest>,
     ) -> Result<Response<GetCatalogStatsResponse>, Status> {
-        let stats = self.service.stats().await.map_err(status)?;
+        let context = self
+            .calls
+            .begin("get_catalog_stats", request.metadata(), JobInfo::default(), None)?;
+        let stats = context.unary(self.service.stats()).await?;
         Ok(Response::new(stats.into()))
     }
 }
@@ -202,7 +189,7 @@ impl From<SearchResult> for SearchResponse {
             model: Some(model_info(&r.model)),
             candidates_considered: r.candidates_considered,
             stats: Some(common::StageStats {
-                cache_hit: false,
+                cache_hit: r.cache_hit,
                 queue_time: duration(r.queue_time),
                 compute_time: duration(r.compute_time),
             }),

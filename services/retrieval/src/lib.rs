@@ -6,12 +6,13 @@
 //! - [`search`]: BM25 candidates, embedding re-rank, weighted fusion;
 //! - [`frames`]: stored frames -> the u8 (F, 3, H, W) reference tensor;
 //! - [`media`]: ffprobe and ffmpeg as child processes with a timeout;
-//! - [`encoder`]: the sentence encoder on its worker thread;
+//! - [`encoder`]: the sentence encoder on the stage's model worker;
 //! - [`service`]: the plain trait [`Retrieval`] and [`CatalogRetrieval`];
 //! - [`validation`]: wire requests -> typed requests, limits of the proto;
 //! - [`grpc`]: the thin tonic adapter; [`config`]: the `[retrieval]` table;
 //! - [`manifest`]: JSONL clip manifests (`storyreel-ingest`);
-//! - [`synthetic`]: a seeded caption generator for scale tests and benchmarks.
+//! - [`synthetic`]: a seeded caption generator for scale tests and benchmarks;
+//! - [`RetrievalStage`]: the stage on the shared skeleton (`storyreel_stage`).
 
 pub mod catalog;
 pub mod config;
@@ -33,13 +34,16 @@ pub use service::{CatalogRetrieval, Retrieval};
 
 use catalog::{Catalog, CatalogOptions};
 use encoder::{Embedder, EncoderWorker};
-use std::{future::Future, sync::Arc};
-use storyreel_runtime::{GrpcServer, server::ServerError};
-use tokio::net::TcpListener;
+use std::sync::Arc;
+use storyreel_runtime::ModelState;
+use storyreel_stage::{Stage, metrics::FAST_BUCKETS};
+use tokio::sync::watch;
 use tonic::service::Routes;
 
 /// The fully-qualified gRPC service name (health status, reflection).
 pub const SERVICE_NAME: &str = "storyreel.retrieval.v1.RetrievalService";
+/// The stage name: process, metric label, thread name, tensor keys.
+pub const STAGE: &str = "retrieval";
 
 /// Starts the encoder worker and opens the catalog for `config` (no tensor store).
 pub fn open_catalog(config: &RetrievalConfig) -> Result<(Arc<Catalog>, Arc<dyn Embedder>), RetrievalError> {
@@ -70,21 +74,31 @@ pub async fn start_service(config: &RetrievalConfig) -> Result<Arc<CatalogRetrie
     )))
 }
 
-/// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight calls.
-/// The service is ready when constructed (the encoder has loaded), so health is SERVING
-/// from the start.
-pub async fn run(
-    config: RetrievalConfig,
-    service: Arc<dyn Retrieval>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    let server = GrpcServer::new(config.server.clone())
-        .await
-        .with_descriptor_set(storyreel_proto::FILE_DESCRIPTOR_SET);
-    let health = server.health();
-    health.register(SERVICE_NAME).await;
-    health.set_ready(true).await;
-    let routes = Routes::new(grpc::RetrievalGrpc::new(service, &config).into_server(&config.server));
-    server.serve(listener, routes, shutdown).await
+storyreel_stage::stage_config!(RetrievalConfig);
+
+/// The retrieval stage: served by `storyreel_stage::serve::serve::<RetrievalStage>`, its
+/// process is `storyreel_stage::serve::main::<RetrievalStage>()`. Health follows the
+/// sentence encoder's state.
+pub struct RetrievalStage;
+
+#[async_trait::async_trait]
+impl Stage for RetrievalStage {
+    const NAME: &'static str = STAGE;
+    const CONFIG_TABLE: &'static str = "retrieval";
+    const SERVICE_NAME: &'static str = SERVICE_NAME;
+    const LATENCY_BUCKETS: &'static [f64] = FAST_BUCKETS;
+    type Config = RetrievalConfig;
+    type Service = dyn Retrieval;
+
+    async fn start(config: &RetrievalConfig) -> anyhow::Result<Arc<dyn Retrieval>> {
+        Ok(start_service(config).await?)
+    }
+
+    fn model_state(service: &dyn Retrieval) -> watch::Receiver<ModelState> {
+        service.model_state()
+    }
+
+    fn routes(service: Arc<dyn Retrieval>, config: &RetrievalConfig) -> Routes {
+        Routes::new(grpc::RetrievalGrpc::new(service, config).into_server(&config.server))
+    }
 }

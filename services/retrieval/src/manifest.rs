@@ -8,11 +8,13 @@
 //!
 //! `video` (a path, relative to the manifest's directory, or a `file://` URI) and
 //! `clip_id`, `caption`, `licence` are required; `tags` and `source_uri` are optional.
-//! Blank lines and lines starting with `#` are skipped.
+//! Blank lines and lines starting with `#` are skipped. Ingest reads a video only below
+//! its media root (`crate::ingest::resolve_video_uri`: no `..`, no symbolic link leading
+//! out); `storyreel-ingest` uses the manifest's directory unless given `--media-root`.
 
 use crate::ingest::ClipSpec;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,18 +45,32 @@ pub enum ManifestError {
     },
 }
 
-/// Reads the manifest at `path`; relative `video` paths are resolved against its directory.
+/// Reads the manifest at `path`; relative `video` paths are resolved against its directory
+/// ([`directory`]), so they become absolute paths.
 pub fn read(path: &Path) -> Result<Vec<ClipSpec>, ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, base).map_err(|(line, message)| ManifestError::Line {
+    let base = directory(path).map_err(|source| ManifestError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &base).map_err(|(line, message)| ManifestError::Line {
         path: path.display().to_string(),
         line,
         message,
     })
+}
+
+/// The absolute directory of the manifest at `path` (symbolic links kept): the base of
+/// its relative `video` paths, and `storyreel-ingest`'s default media root.
+pub fn directory(path: &Path) -> std::io::Result<PathBuf> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::path::absolute(parent)
 }
 
 /// Parses manifest text; errors are `(1-based line, message)`.
@@ -100,6 +116,10 @@ mod tests {
         assert_eq!(clips[0].tags, vec!["sky"]);
         assert_eq!(clips[1].video_uri, "/abs/b.mp4");
         assert_eq!(clips[1].source_uri, "debian:x");
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(directory(Path::new("m.jsonl")).unwrap(), cwd);
+        assert_eq!(directory(Path::new("sub/m.jsonl")).unwrap(), cwd.join("sub"));
+        assert_eq!(directory(Path::new("/m/x.jsonl")).unwrap(), Path::new("/m"));
         let err = parse(r#"{"clip_id": "a"}"#, Path::new("/m")).unwrap_err();
         assert_eq!(err.0, 1);
         assert!(err.1.contains("caption"), "{}", err.1);

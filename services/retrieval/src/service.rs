@@ -11,14 +11,18 @@ use crate::{
     search::{self, Hit, Weights},
 };
 use futures::stream::BoxStream;
+use serde::Serialize;
 use std::{
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
-use storyreel_runtime::{job::JobInfo, model::ModelInfo};
-use storyreel_tensors::{DType, Tensor, TensorRef, TensorStore};
-use tokio::sync::{Semaphore, mpsc};
+use storyreel_runtime::{
+    job::JobInfo,
+    model::{ModelInfo, ModelState},
+};
+use storyreel_tensors::{DType, StageCache, Tensor, TensorRef, TensorStore, stage_cache::find_output};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,8 @@ pub struct SearchResult {
     pub frame_times_s: Vec<f64>,
     pub model: EmbeddingModel,
     pub candidates_considered: u32,
+    /// The frames came from the stage cache.
+    pub cache_hit: bool,
     /// Waiting for a search slot.
     pub queue_time: Duration,
     /// Embedding, ranking and frames.
@@ -77,6 +83,8 @@ pub trait Retrieval: Send + Sync {
     /// Ingests `clips`; events as they happen, the summary last.
     fn ingest(&self, options: IngestOptions, clips: ClipStream) -> IngestEvents;
     async fn stats(&self) -> Result<ServiceStats, RetrievalError>;
+    /// Readiness follows this (the sentence encoder's state).
+    fn model_state(&self) -> watch::Receiver<ModelState>;
 }
 
 /// [`Retrieval`] over an on-disk [`Catalog`].
@@ -84,6 +92,8 @@ pub struct CatalogRetrieval {
     catalog: Arc<Catalog>,
     embedder: Arc<dyn Embedder>,
     store: Arc<dyn TensorStore>,
+    /// Reference frames by clip, size and count (`search.cache_outputs`).
+    cache: StageCache,
     ingestor: Arc<Ingestor>,
     search: SearchConfig,
     slots: Arc<Semaphore>,
@@ -105,10 +115,12 @@ impl CatalogRetrieval {
             media_root,
         ));
         let slots = Arc::new(Semaphore::new(search.max_concurrent));
+        let cache = StageCache::new(store.clone(), crate::STAGE, search.cache_outputs);
         CatalogRetrieval {
             catalog,
             embedder,
             store,
+            cache,
             ingestor,
             search,
             slots,
@@ -178,23 +190,12 @@ impl Retrieval for CatalogRetrieval {
         })
         .await?;
 
-        let (frames, frame_times_s) = match ranking.hits.first() {
+        let (frames, frame_times_s, cache_hit) = match ranking.hits.first() {
             Some(best) if !request.skip_frames => {
-                let (tensor, times) = self.load_frames(&best.record.clip_id, request.frames).await?;
-                let job = request
-                    .job
-                    .job_id
-                    .clone()
-                    .unwrap_or_else(|| format!("adhoc-{:016x}", rand::random::<u64>()));
-                let key = self.store.keys().tensor(
-                    &job,
-                    "retrieval",
-                    request.job.scene_index.unwrap_or(0),
-                    "frames",
-                )?;
-                (Some(self.store.put(&key, &tensor, None).await?), times)
+                let (frames, times, hit) = self.frames(best, &request).await?;
+                (Some(frames), times, hit)
             }
-            _ => (None, Vec::new()),
+            _ => (None, Vec::new(), false),
         };
         let compute_time = started.elapsed();
         let model = self.embedder.model().clone();
@@ -211,6 +212,7 @@ impl Retrieval for CatalogRetrieval {
             frame_times_s,
             model,
             candidates_considered: ranking.candidates_considered,
+            cache_hit,
             queue_time: started - queued,
             compute_time,
         })
@@ -245,9 +247,91 @@ impl Retrieval for CatalogRetrieval {
             embedding_dim: self.embedder.dimension(),
         })
     }
+
+    fn model_state(&self) -> watch::Receiver<ModelState> {
+        self.embedder.model_state()
+    }
 }
 
+/// What shapes a clip's reference frames: the cache entry's parameters.
+#[derive(Serialize)]
+struct FramesKey<'a> {
+    /// The entry layout: `frames` (u8 (F, 3, H, W)) and `times` (i64 microseconds).
+    layout: u32,
+    clip_id: &'a str,
+    /// A re-ingest rewrites the stored frames: its time is part of the key.
+    ingest_time_us: i64,
+    width: u32,
+    height: u32,
+    count: u32,
+}
+
+/// The frames' maker, as the cache key's model: decoding and scaling with ffmpeg.
+const FRAMES_MAKER: &str = "retrieval-frames:ffmpeg-scale-crop:1";
+
 impl CatalogRetrieval {
+    /// The reference frames of `best` for `request`: from the stage cache when an entry
+    /// exists, else decoded, stored and (cache on) kept as the entry. Returns the frames,
+    /// their times and whether they were a cache hit.
+    async fn frames(
+        &self,
+        best: &Hit,
+        request: &SearchRequest,
+    ) -> Result<(TensorRef, Vec<f64>, bool), RetrievalError> {
+        let spec = request.frames;
+        let params = FramesKey {
+            layout: 1,
+            clip_id: &best.record.clip_id,
+            ingest_time_us: best
+                .record
+                .ingest_time
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+            width: spec.width,
+            height: spec.height,
+            count: spec.count,
+        };
+        let key = self
+            .cache
+            .key(FRAMES_MAKER, &params, &[], request.job.bypass_cache)?;
+        if let Some(key) = &key
+            && let Some(refs) = self.cache.lookup(key).await?
+        {
+            if let (Some(frames), Some(times)) = (find_output(&refs, "frames"), find_output(&refs, "times")) {
+                let micros: Vec<i64> = self.store.get(&times).await?.to_vec()?;
+                let mut times: Vec<f64> = micros.iter().map(|&us| us as f64 / 1e6).collect();
+                times.truncate(frames.shape.first().copied().unwrap_or(0));
+                return Ok((frames, times, true));
+            }
+            self.cache.count_unfit();
+        }
+        let (tensor, times) = self.load_frames(&best.record.clip_id, spec).await?;
+        // whole microseconds, as the entry keeps them, so a hit answers the same times
+        let micros: Vec<i64> = times.iter().map(|t| (t * 1e6).round() as i64).collect();
+        let times: Vec<f64> = micros.iter().map(|&us| us as f64 / 1e6).collect();
+        if let Some(key) = &key {
+            let stored = if micros.is_empty() { vec![0] } else { micros };
+            let times_tensor = Tensor::from_slice(vec![stored.len()], &stored)?;
+            let refs = self
+                .cache
+                .fill(key, &[("frames".into(), tensor), ("times".into(), times_tensor)])
+                .await?;
+            if let Some(frames) = find_output(&refs, "frames") {
+                return Ok((frames, times, false));
+            }
+            return Err(RetrievalError::Internal(format!(
+                "the frames cache entry {key} has no `frames`"
+            )));
+        }
+        let job = request.job.job_id_for_keys();
+        let key =
+            self.store
+                .keys()
+                .tensor(&job, crate::STAGE, request.job.scene_index.unwrap_or(0), "frames")?;
+        Ok((self.store.put(&key, &tensor, None).await?, times, false))
+    }
+
     async fn load_frames(
         &self,
         clip_id: &str,

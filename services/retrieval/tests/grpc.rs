@@ -15,16 +15,15 @@ use storyreel_proto::{
         retrieval_service_client::RetrievalServiceClient,
     },
 };
-use storyreel_retrieval::{CatalogRetrieval, Retrieval, RetrievalConfig};
+use storyreel_retrieval::{CatalogRetrieval, Retrieval, RetrievalConfig, RetrievalStage};
 use storyreel_tensors::{DType, TensorStore, testing::RedisServer};
-use tokio::sync::oneshot;
+use storyreel_test_support::TestServer;
 use tonic::{Code, transport::Channel};
 
 struct Running {
     client: RetrievalServiceClient<Channel>,
     store: Arc<dyn TensorStore>,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), storyreel_runtime::server::ServerError>>,
+    server: TestServer,
     _redis: RedisServer,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
@@ -52,25 +51,12 @@ async fn start() -> Running {
         config.ingest.clone(),
         config.catalog.media_root.clone(),
     ));
-    let listener = storyreel_runtime::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(storyreel_retrieval::run(
-        config,
-        service as Arc<dyn Retrieval>,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let client = RetrievalServiceClient::connect(endpoint).await.unwrap();
+    let server = TestServer::stage::<RetrievalStage>(config, service as Arc<dyn Retrieval>).await;
+    let client = RetrievalServiceClient::new(server.channel().await);
     Running {
         client,
         store,
-        stop,
-        task,
+        server,
         _redis: redis,
         _dirs: (catalog_dir, media_dir),
     }
@@ -82,8 +68,7 @@ impl Running {
     }
 
     async fn shutdown(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
+        self.server.shutdown().await;
     }
 }
 
@@ -148,35 +133,34 @@ async fn ingest_search_and_frames_over_grpc() {
     assert_eq!(bars.outcome(), IngestOutcome::Indexed);
     assert_eq!(bars.metadata.as_ref().unwrap().width, 160);
 
-    let response = running
-        .client
-        .search(SearchRequest {
-            context: Some(JobContext {
-                job_id: "job-1".into(),
-                scene_index: Some(2),
-                ..Default::default()
-            }),
-            keywords: vec!["fractal".into(), "zoom".into()],
-            prompt: "zooming into a fractal".into(),
-            k: Some(2),
-            frames: Some(FrameSpec {
-                width: Some(64),
-                height: Some(96),
-                count: Some(3),
-            }),
+    let search = |bypass_cache: bool| SearchRequest {
+        context: Some(JobContext {
+            job_id: "job-1".into(),
+            scene_index: Some(2),
+            bypass_cache,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        }),
+        keywords: vec!["fractal".into(), "zoom".into()],
+        prompt: "zooming into a fractal".into(),
+        k: Some(2),
+        frames: Some(FrameSpec {
+            width: Some(64),
+            height: Some(96),
+            count: Some(3),
+        }),
+        ..Default::default()
+    };
+    let response = running.client.search(search(false)).await.unwrap().into_inner();
     assert_eq!(response.hits[0].clip_id, "fractal");
     assert_eq!(response.hits[0].rank, 1);
     assert!(response.hits[0].embedding_score > 0.3, "{:?}", response.hits[0]);
     assert_eq!(response.candidates_considered, 1);
     assert_eq!(response.model.as_ref().unwrap().name, "all-minilm-l6-v2");
     assert_eq!(response.frame_times_s.len(), 3);
+    assert!(!response.stats.as_ref().unwrap().cache_hit);
     let frames = response.frames.expect("frames of the best clip");
-    assert_eq!(frames.key, "storyreel:job-1:retrieval:2:frames");
+    // the stage cache keeps them under a content-addressed entry
+    assert!(frames.key.starts_with("storyreel:cache:"), "{}", frames.key);
     assert_eq!(frames.shape, vec![3, 3, 96, 64]);
     let stored = running
         .store
@@ -189,6 +173,18 @@ async fn ingest_search_and_frames_over_grpc() {
     let bytes = stored.as_bytes();
     let distinct: std::collections::HashSet<u8> = bytes.iter().copied().collect();
     assert!(distinct.len() > 32, "{} distinct byte values", distinct.len());
+
+    // The same search again: the frames are a cache hit, the same entry and times.
+    let again = running.client.search(search(false)).await.unwrap().into_inner();
+    assert!(again.stats.as_ref().unwrap().cache_hit);
+    assert_eq!(again.frames.as_ref().unwrap().key, frames.key);
+    assert_eq!(again.frame_times_s, response.frame_times_s);
+    // Bypassing the cache decodes again and stores under the job.
+    let bypassed = running.client.search(search(true)).await.unwrap().into_inner();
+    assert!(!bypassed.stats.as_ref().unwrap().cache_hit);
+    let bypassed_frames = bypassed.frames.unwrap();
+    assert_eq!(bypassed_frames.key, "storyreel:job-1:retrieval:2:frames");
+    assert_eq!(bypassed_frames.checksum, frames.checksum);
 
     // Rank only: no frames.
     let rank_only = running
@@ -321,5 +317,21 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     let status = error.expect("the stream ends with an error");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("`options`"), "{}", status.message());
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_and_describes_the_service() {
+    let running = start().await;
+    let endpoint = running.server.endpoint.clone();
+    tokio::task::spawn_blocking(move || {
+        storyreel_test_support::assert_reflection(
+            &endpoint,
+            storyreel_retrieval::SERVICE_NAME,
+            &["Search", "Ingest", "GetCatalogStats"],
+        )
+    })
+    .await
+    .unwrap();
     running.shutdown().await;
 }

@@ -157,7 +157,7 @@ async fn the_catalog_survives_a_restart_and_ingest_is_idempotent() {
             catalog,
             encoder,
             ingest_config(),
-            Default::default(),
+            media.path().to_path_buf(),
         ));
         let clips = vec![
             clip("bars", "television colour bars test card", &bars),
@@ -184,7 +184,7 @@ async fn the_catalog_survives_a_restart_and_ingest_is_idempotent() {
         catalog.clone(),
         encoder,
         ingest_config(),
-        Default::default(),
+        media.path().to_path_buf(),
     ));
     let again = vec![clip("bars", "television colour bars test card", &bars)];
     let (events, summary) = ingest(&ingestor, OPTIONS, again).await;
@@ -229,7 +229,7 @@ async fn a_reader_sees_another_writers_commits_without_a_restart() {
         writer_catalog,
         encoder,
         ingest_config(),
-        Default::default(),
+        media.path().to_path_buf(),
     ));
     let video = make_clip(media.path(), "rgb.mp4", "rgbtestsrc", 1.0);
     ingest(
@@ -266,7 +266,7 @@ async fn filters_restrict_the_candidates() {
         catalog.clone(),
         encoder,
         ingest_config(),
-        Default::default(),
+        media.path().to_path_buf(),
     ));
     let long = make_clip(media.path(), "long.mp4", "testsrc", 3.0);
     let brief = make_clip(media.path(), "brief.mp4", "testsrc", 1.0);
@@ -350,7 +350,7 @@ async fn searches_run_while_a_batch_is_ingested() {
         catalog.clone(),
         encoder,
         config,
-        Default::default(),
+        media.path().to_path_buf(),
     ));
     let video = make_clip(media.path(), "pattern.mp4", "testsrc2", 1.0);
     let clips: Vec<_> = (0..6)

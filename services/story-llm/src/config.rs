@@ -31,6 +31,9 @@ pub struct StoryLlmConfig {
     pub device: String,
     /// `f32`, `f16` or `bf16`.
     pub dtype: String,
+    /// The served model version (model pins, canary routing, metric labels); empty: the
+    /// model directory's `make models` stamp, else a digest prefix.
+    pub model_version: String,
     pub batching: BatchingConfig,
     /// Server defaults for the sampling fields a request leaves unset.
     pub generation: GenerationDefaults,
@@ -48,6 +51,7 @@ impl Default for StoryLlmConfig {
             model_dir: expanded_default(DEFAULT_MODEL_DIR),
             device: "cpu".into(),
             dtype: "f32".into(),
+            model_version: String::new(),
             batching: BatchingConfig::default(),
             generation: GenerationDefaults::default(),
             max_attempts: 3,
@@ -70,6 +74,7 @@ impl StoryLlmConfig {
             &self.dtype,
             &self.batching,
         )
+        .with_model_version(&self.model_version)
     }
 }
 

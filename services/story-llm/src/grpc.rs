@@ -1,25 +1,16 @@
-//! The thin gRPC adapter: per call it takes the request, validates it into a
-//! [`StoryRequest`], sets its deadline, calls [`StoryLlm`], and converts the answer (or the
-//! error, through `storyreel_runtime::to_status`). The caller's trace context is already
-//! the parent span: the runtime's server layer extracts it.
-//!
-//! Deadlines: the earliest of the job deadline (`context.deadline`), the gRPC deadline
-//! (`grpc-timeout`) and the server's `request_timeout_ms`. A passed deadline fails at once;
-//! the adapter also enforces it around the service call and over the whole event stream
-//! (tonic's own timeout covers a stream only until its first response), ending the stream
-//! with DEADLINE_EXCEEDED and dropping the service's stream, which cancels decoding.
+//! The thin gRPC adapter: per call it validates the request into a [`StoryRequest`],
+//! begins the call's context (`storyreel_stage::CallContext`: one deadline, span, metric),
+//! calls [`StoryLlm`] under it, and converts the answer (or the error, through
+//! `storyreel_runtime::to_status`). A stream runs under the deadline to its last event;
+//! dropping it (the caller went away, or the deadline) cancels decoding.
 
 use crate::{
     config::{GenerationDefaults, StoryLlmConfig},
-    error::StoryLlmError,
     service::{SceneDone, Story, StoryEvent, StoryLlm, StoryProgress, StoryRequest, TokenPiece},
     validation::{validate_generate, validate_generate_stream},
 };
-use futures::{Stream, StreamExt, stream::BoxStream};
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use futures::{StreamExt, stream::BoxStream};
+use std::sync::Arc;
 use storyreel_proto::{
     common,
     story_llm::{
@@ -29,24 +20,29 @@ use storyreel_proto::{
         story_llm_service_server::{StoryLlmService, StoryLlmServiceServer},
     },
 };
-use storyreel_runtime::{ServerConfig, job::grpc_deadline, to_status, with_message_limits};
+use storyreel_runtime::{ServerConfig, to_status, with_message_limits};
+use storyreel_stage::{CallContext, StageCalls};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
-use tracing::Instrument;
 
 /// The tonic service over any [`StoryLlm`].
 #[derive(Clone)]
 pub struct StoryLlmGrpc {
     service: Arc<dyn StoryLlm>,
     defaults: GenerationDefaults,
-    request_timeout: Duration,
+    calls: StageCalls,
 }
 
 impl StoryLlmGrpc {
     pub fn new(service: Arc<dyn StoryLlm>, config: &StoryLlmConfig) -> Self {
+        let calls = StageCalls::new(
+            crate::STAGE,
+            config.server.request_timeout(),
+            service.model_state(),
+        );
         Self {
             service,
             defaults: config.generation.clone(),
-            request_timeout: config.server.request_timeout(),
+            calls,
         }
     }
 
@@ -55,33 +51,19 @@ impl StoryLlmGrpc {
         with_message_limits!(StoryLlmServiceServer::new(self), server)
     }
 
-    /// Sets the request's deadline from the call and fails if it has already passed.
-    fn admit(&self, request: &mut StoryRequest, metadata: &MetadataMap) -> Result<Instant, Status> {
-        let now = Instant::now();
-        request.tighten_deadline(grpc_deadline(metadata, now));
-        request.tighten_deadline(now.checked_add(self.request_timeout));
-        let deadline = request.deadline.unwrap_or(now + self.request_timeout);
-        if deadline <= now {
-            return Err(status(StoryLlmError::DeadlineExceeded));
-        }
-        Ok(deadline)
+    /// Begins the call; the request runs under its one deadline.
+    fn begin(
+        &self,
+        method: &'static str,
+        metadata: &MetadataMap,
+        request: &mut StoryRequest,
+    ) -> Result<CallContext, Status> {
+        let context = self
+            .calls
+            .begin(method, metadata, request.job.clone(), request.deadline)?;
+        request.deadline = Some(context.deadline);
+        Ok(context)
     }
-}
-
-fn status(err: StoryLlmError) -> Status {
-    tracing::debug!(error = %err, "story request failed");
-    to_status(&err)
-}
-
-fn request_span(request: &StoryRequest, method: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "story_llm",
-        method,
-        job_id = request.job.job_id.as_deref().unwrap_or(""),
-        request_id = request.job.request_id.as_deref().unwrap_or(""),
-        n_scenes = request.n_scenes,
-        seed = request.seed,
-    )
 }
 
 type EventStream = BoxStream<'static, Result<GenerateStreamResponse, Status>>;
@@ -93,15 +75,9 @@ impl StoryLlmService for StoryLlmGrpc {
         request: Request<GenerateRequest>,
     ) -> Result<Response<GenerateResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_generate(message, &self.defaults).map_err(|e| status(e.into()))?;
-        let deadline = self.admit(&mut request, &metadata)?;
-        let span = request_span(&request, "generate");
-        let call = self.service.generate(request).instrument(span);
-        let story = tokio::time::timeout_at(deadline.into(), call)
-            .await
-            .map_err(|_| StoryLlmError::DeadlineExceeded)
-            .and_then(|result| result)
-            .map_err(status)?;
+        let mut request = validate_generate(message, &self.defaults).map_err(|e| to_status(&e))?;
+        let context = self.begin("generate", &metadata, &mut request)?;
+        let story = context.unary(self.service.generate(request)).await?;
         Ok(Response::new(story.into()))
     }
 
@@ -112,41 +88,17 @@ impl StoryLlmService for StoryLlmGrpc {
         request: Request<GenerateStreamRequest>,
     ) -> Result<Response<Self::GenerateStreamStream>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_generate_stream(message, &self.defaults).map_err(|e| status(e.into()))?;
-        let deadline = self.admit(&mut request, &metadata)?;
-        let span = request_span(&request, "generate_stream");
-        let call = self.service.generate_stream(request).instrument(span);
-        let events = tokio::time::timeout_at(deadline.into(), call)
-            .await
-            .map_err(|_| StoryLlmError::DeadlineExceeded)
-            .and_then(|result| result)
-            .map_err(status)?;
-        let events = events.map(|event| event.map(GenerateStreamResponse::from).map_err(status));
-        Ok(Response::new(until_deadline(events, deadline)))
+        let mut request = validate_generate_stream(message, &self.defaults).map_err(|e| to_status(&e))?;
+        let context = self.begin("generate_stream", &metadata, &mut request)?;
+        let service = self.service.clone();
+        let events = context
+            .open_stream(async move {
+                let events = service.generate_stream(request).await?;
+                Ok::<_, crate::StoryLlmError>(events.map(|e| e.map(GenerateStreamResponse::from)))
+            })
+            .await?;
+        Ok(Response::new(events))
     }
-}
-
-/// `events` until `deadline`; then one DEADLINE_EXCEEDED and the end (dropping `events`).
-fn until_deadline<S>(events: S, deadline: Instant) -> EventStream
-where
-    S: Stream<Item = Result<GenerateStreamResponse, Status>> + Send + 'static,
-{
-    let sleep = Box::pin(tokio::time::sleep_until(deadline.into()));
-    let state = Some((events.boxed(), sleep));
-    futures::stream::unfold(state, |state| async move {
-        let (mut events, mut sleep) = state?;
-        let next = tokio::select! {
-            biased;
-            item = events.next() => item.map(Some),
-            _ = &mut sleep => Some(None),
-        };
-        match next {
-            Some(Some(item)) => Some((item, Some((events, sleep)))),
-            Some(None) => Some((Err(status(StoryLlmError::DeadlineExceeded)), None)),
-            None => None,
-        }
-    })
-    .boxed()
 }
 
 impl From<Story> for GenerateResponse {

@@ -9,10 +9,11 @@
 //! - [`model_service`]: [`ModelBackedStoryLlm`], the [`StoryLlm`] over the model worker
 //!   of `storyreel_llm` (its own thread, static batching, cancellation);
 //! - [`config`]: the `[story_llm]` table;
-//! - [`run`]: serves a [`StoryLlm`] until shutdown, ready while its model is.
+//! - [`StoryLlmStage`]: the stage on the shared skeleton (`storyreel_stage`): served
+//!   until shutdown, ready while its model is.
 //!
 //! The model-backed [`StoryLlm`] ([`ModelBackedStoryLlm`], SmolLM2 on a batching worker
-//! thread) is plugged in by passing it to [`run`].
+//! thread) is what [`StoryLlmStage`] starts.
 
 pub mod config;
 pub mod error;
@@ -28,24 +29,40 @@ pub use error::StoryLlmError;
 pub use model_service::ModelBackedStoryLlm;
 pub use service::{ModelState, Story, StoryEvent, StoryLlm, StoryRequest};
 
-use std::{future::Future, sync::Arc};
-use storyreel_runtime::{model::serve_model_service, server::ServerError};
-use tokio::net::TcpListener;
+use std::sync::Arc;
+use storyreel_stage::{Stage, metrics::MODEL_BUCKETS};
+use tokio::sync::watch;
 use tonic::service::Routes;
 
 /// The fully-qualified gRPC service name (health status, reflection).
 pub const SERVICE_NAME: &str = "storyreel.story_llm.v1.StoryLlmService";
+/// The stage name: process, metric label, thread name.
+pub const STAGE: &str = "story-llm";
 
-/// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight calls
-/// (`server.shutdown_grace_ms`). Health (`""` and [`SERVICE_NAME`]) is SERVING exactly
-/// while `service.model_state()` is [`ModelState::Ready`].
-pub async fn run(
-    config: StoryLlmConfig,
-    service: Arc<dyn StoryLlm>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    let state = service.model_state();
-    let routes = Routes::new(grpc::StoryLlmGrpc::new(service, &config).into_server(&config.server));
-    serve_model_service(config.server, SERVICE_NAME, state, listener, routes, shutdown).await
+storyreel_stage::stage_config!(StoryLlmConfig);
+
+/// The story-llm stage: served by `storyreel_stage::serve::serve::<StoryLlmStage>`, its
+/// process is `storyreel_stage::serve::main::<StoryLlmStage>()`.
+pub struct StoryLlmStage;
+
+#[async_trait::async_trait]
+impl Stage for StoryLlmStage {
+    const NAME: &'static str = STAGE;
+    const CONFIG_TABLE: &'static str = "story_llm";
+    const SERVICE_NAME: &'static str = SERVICE_NAME;
+    const LATENCY_BUCKETS: &'static [f64] = MODEL_BUCKETS;
+    type Config = StoryLlmConfig;
+    type Service = dyn StoryLlm;
+
+    async fn start(config: &StoryLlmConfig) -> anyhow::Result<Arc<dyn StoryLlm>> {
+        Ok(Arc::new(ModelBackedStoryLlm::start(config)?))
+    }
+
+    fn model_state(service: &dyn StoryLlm) -> watch::Receiver<ModelState> {
+        service.model_state()
+    }
+
+    fn routes(service: Arc<dyn StoryLlm>, config: &StoryLlmConfig) -> Routes {
+        Routes::new(grpc::StoryLlmGrpc::new(service, config).into_server(&config.server))
+    }
 }

@@ -13,7 +13,7 @@ use storyreel_runtime::{
     ValidationError,
     config::check_range,
     job::validate_context,
-    text::{check_no_control_chars, excerpt},
+    text::{check_max_chars, check_no_control_chars, check_trimmed_len, excerpt},
 };
 
 pub const TITLE_MAX_CHARS: usize = 500;
@@ -31,6 +31,7 @@ pub fn validate_generate(
     request: GenerateRequest,
     defaults: &GenerationDefaults,
 ) -> Result<StoryRequest, ValidationError> {
+    // Destructured, so a field added to the proto is a compile error here until handled.
     let GenerateRequest {
         context,
         title,
@@ -40,26 +41,23 @@ pub fn validate_generate(
         seed,
         sampling,
     } = request;
-    validate_fields(
-        Fields {
-            context,
-            title,
-            n_scenes,
-            style,
-            language,
-            seed,
-            sampling,
-        },
-        defaults,
-    )
+    let fields = Fields {
+        context,
+        title,
+        n_scenes,
+        style,
+        language,
+        seed,
+        sampling,
+    };
+    validate_fields(fields, defaults)
 }
 
-/// Validates a `GenerateStream` request (the same fields as `Generate`).
+/// Validates a `GenerateStream` request: the fields of `Generate`, and no others.
 pub fn validate_generate_stream(
     request: GenerateStreamRequest,
     defaults: &GenerationDefaults,
 ) -> Result<StoryRequest, ValidationError> {
-    // Destructured, so a field added to the proto is a compile error here until handled.
     let GenerateStreamRequest {
         context,
         title,
@@ -69,18 +67,16 @@ pub fn validate_generate_stream(
         seed,
         sampling,
     } = request;
-    validate_fields(
-        Fields {
-            context,
-            title,
-            n_scenes,
-            style,
-            language,
-            seed,
-            sampling,
-        },
-        defaults,
-    )
+    let same = GenerateRequest {
+        context,
+        title,
+        n_scenes,
+        style,
+        language,
+        seed,
+        sampling,
+    };
+    validate_generate(same, defaults)
 }
 
 /// The fields both requests share.
@@ -95,27 +91,14 @@ struct Fields {
 }
 
 fn validate_fields(fields: Fields, defaults: &GenerationDefaults) -> Result<StoryRequest, ValidationError> {
-    let title = fields.title.trim();
-    let title_chars = title.chars().count();
-    if !(1..=TITLE_MAX_CHARS).contains(&title_chars) {
-        return Err(ValidationError::new(
-            "title",
-            format!("must be between 1 and {TITLE_MAX_CHARS} characters after trimming, got {title_chars}"),
-        ));
-    }
+    let title = check_trimmed_len("title", &fields.title, 1, TITLE_MAX_CHARS)?;
     check_no_control_chars("title", title)?;
 
     let n_scenes = fields.n_scenes.unwrap_or(DEFAULT_N_SCENES);
     check_range("n_scenes", n_scenes, 1, N_SCENES_MAX)?;
 
     let style = fields.style.trim();
-    let style_chars = style.chars().count();
-    if style_chars > STYLE_MAX_CHARS {
-        return Err(ValidationError::new(
-            "style",
-            format!("must be at most {STYLE_MAX_CHARS} characters, got {style_chars}"),
-        ));
-    }
+    check_max_chars("style", style, STYLE_MAX_CHARS)?;
     check_no_control_chars("style", style)?;
 
     let language = match fields.language.trim() {
@@ -324,28 +307,28 @@ mod tests {
                     title: String::new(),
                     ..valid()
                 },
-                "`title` must be between 1 and 500 characters after trimming, got 0",
+                "`title` must be 1-500 characters (after trimming), got empty",
             ),
             (
                 GenerateRequest {
                     title: " \n\t ".into(),
                     ..valid()
                 },
-                "`title` must be between 1 and 500 characters after trimming, got 0",
+                "`title` must be 1-500 characters (after trimming), got empty",
             ),
             (
                 GenerateRequest {
                     title: long(501),
                     ..valid()
                 },
-                "`title` must be between 1 and 500 characters after trimming, got 501",
+                "`title` must be 1-500 characters (after trimming), got 501 characters",
             ),
             (
                 GenerateRequest {
                     title: "é".repeat(501),
                     ..valid()
                 },
-                "`title` must be between 1 and 500 characters after trimming, got 501",
+                "`title` must be 1-500 characters (after trimming), got 501 characters",
             ),
             (
                 GenerateRequest {

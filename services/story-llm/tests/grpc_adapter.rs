@@ -21,14 +21,13 @@ use storyreel_proto::{
     },
 };
 use storyreel_story_llm::{
-    ModelState, SERVICE_NAME, Story, StoryEvent, StoryLlm, StoryLlmConfig, StoryLlmError, StoryRequest,
+    ModelState, SERVICE_NAME, Story, StoryEvent, StoryLlm, StoryLlmConfig, StoryLlmError, StoryLlmStage,
+    StoryRequest,
     parsing::validate_scene_set,
     service::{ModelInfo, SceneDone, StageStats, StoryEventStream, StoryProgress, TokenPiece, TokenUsage},
 };
-use tokio::{
-    sync::{oneshot, watch},
-    task::JoinHandle,
-};
+use storyreel_test_support::TestServer;
+use tokio::sync::watch;
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -175,20 +174,18 @@ fn progress(scenes_done: u32, n_scenes: u32) -> StoryEvent {
 // The server.
 
 struct Running {
-    endpoint: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), storyreel_runtime::server::ServerError>>,
+    server: TestServer,
 }
 
 impl Running {
     async fn client(&self) -> StoryLlmServiceClient<Channel> {
-        StoryLlmServiceClient::connect(self.endpoint.clone())
+        StoryLlmServiceClient::connect(self.server.endpoint.clone())
             .await
             .unwrap()
     }
 
     async fn health(&self, service: &str) -> ServingStatus {
-        let channel = Channel::from_shared(self.endpoint.clone())
+        let channel = Channel::from_shared(self.server.endpoint.clone())
             .unwrap()
             .connect()
             .await
@@ -203,34 +200,16 @@ impl Running {
             .status()
     }
 
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
+    async fn shutdown(self) {
+        tokio::time::timeout(Duration::from_secs(10), self.server.shutdown())
             .await
-            .expect("the server stops")
-            .unwrap()
-            .unwrap();
+            .expect("the server stops");
     }
 }
 
 async fn start(service: Arc<dyn StoryLlm>) -> Running {
-    let listener = storyreel_runtime::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(storyreel_story_llm::run(
-        StoryLlmConfig::default(),
-        service,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
     Running {
-        endpoint,
-        stop: Some(stop),
-        task,
+        server: TestServer::stage::<StoryLlmStage>(StoryLlmConfig::default(), service).await,
     }
 }
 
@@ -275,17 +254,17 @@ async fn bad_input_is_invalid_argument_naming_the_field_and_limit() {
         (
             "",
             None,
-            "`title` must be between 1 and 500 characters after trimming, got 0",
+            "`title` must be 1-500 characters (after trimming), got empty",
         ),
         (
             "   ",
             None,
-            "`title` must be between 1 and 500 characters after trimming, got 0",
+            "`title` must be 1-500 characters (after trimming), got empty",
         ),
         (
             long_title.as_str(),
             None,
-            "`title` must be between 1 and 500 characters after trimming, got 501",
+            "`title` must be 1-500 characters (after trimming), got 501 characters",
         ),
         ("A fox", Some(0), "`n_scenes` must be between 1 and 8, got 0"),
         ("A fox", Some(9), "`n_scenes` must be between 1 and 8, got 9"),
@@ -661,5 +640,17 @@ async fn readiness_follows_the_model_state() {
         "NOT_SERVING once the model failed",
     )
     .await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_and_describes_the_service() {
+    let server = start(MockStoryLlm::new(Script::Events(vec![]))).await;
+    let endpoint = server.server.endpoint.clone();
+    tokio::task::spawn_blocking(move || {
+        storyreel_test_support::assert_reflection(&endpoint, SERVICE_NAME, &["Generate", "GenerateStream"])
+    })
+    .await
+    .unwrap();
     server.shutdown().await;
 }

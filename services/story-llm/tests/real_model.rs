@@ -19,8 +19,8 @@ use storyreel_proto::{
         story_llm_service_client::StoryLlmServiceClient,
     },
 };
-use storyreel_story_llm::{ModelBackedStoryLlm, StoryLlm, StoryLlmConfig};
-use tokio::{sync::oneshot, task::JoinHandle};
+use storyreel_story_llm::{ModelBackedStoryLlm, StoryLlm, StoryLlmConfig, StoryLlmStage};
+use storyreel_test_support::TestServer;
 use tonic::transport::Channel;
 
 const TITLE: &str = "Eight Great Wonders of the China and World (4 each)";
@@ -49,14 +49,12 @@ fn service() -> Arc<ModelBackedStoryLlm> {
 
 struct Running {
     client: StoryLlmServiceClient<Channel>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), storyreel_runtime::server::ServerError>>,
+    server: TestServer,
 }
 
 impl Running {
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+    async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
@@ -64,28 +62,9 @@ async fn start() -> (Running, Arc<ModelBackedStoryLlm>) {
     let service = service();
     let info = service.wait_ready().await.expect("the model loads");
     assert_eq!(info.weights_sha256.len(), 64);
-    let listener = storyreel_runtime::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(storyreel_story_llm::run(
-        config(),
-        service.clone() as Arc<dyn StoryLlm>,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let client = StoryLlmServiceClient::connect(endpoint).await.unwrap();
-    (
-        Running {
-            client,
-            stop: Some(stop),
-            task,
-        },
-        service,
-    )
+    let server = TestServer::stage::<StoryLlmStage>(config(), service.clone() as Arc<dyn StoryLlm>).await;
+    let client = StoryLlmServiceClient::new(server.channel().await);
+    (Running { client, server }, service)
 }
 
 fn sampling(max_new_tokens: u32) -> Option<SamplingParams> {

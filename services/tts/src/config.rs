@@ -48,6 +48,9 @@ pub struct TtsConfig {
     /// activations are then not faulted in and zeroed by the kernel again for every
     /// sentence. The process keeps its peak heap.
     pub keep_freed_memory: bool,
+    /// Failed jobs in a row (a panic or an error in a voice) after which the worker is
+    /// taken for broken and the service reports NOT_SERVING, 1-1000.
+    pub max_consecutive_failures: u32,
 }
 
 impl Default for TtsConfig {
@@ -65,6 +68,21 @@ impl Default for TtsConfig {
             queue_capacity: 32,
             cache_outputs: true,
             keep_freed_memory: true,
+            max_consecutive_failures: 3,
+        }
+    }
+}
+
+impl TtsConfig {
+    /// The synthesis worker's settings: one job at a time.
+    pub fn worker(&self) -> storyreel_stage::WorkerConfig {
+        storyreel_stage::WorkerConfig {
+            queue_capacity: self.queue_capacity,
+            max_batch_size: 1,
+            max_wait_ms: 0,
+            threads: self.piper.threads as usize,
+            keep_freed_memory: self.keep_freed_memory,
+            max_consecutive_failures: self.max_consecutive_failures,
         }
     }
 }
@@ -124,7 +142,8 @@ impl Validate for TtsConfig {
         check_range("max_text_chars", self.max_text_chars, 1, limits::MAX_TEXT_CHARS)?;
         check_range("max_sentence_chars", self.max_sentence_chars, 50, 1000)?;
         check_range("sentence_pause_ms", self.sentence_pause_ms, 0, 2000)?;
-        check_range("queue_capacity", self.queue_capacity, 1, 1024)
+        check_range("queue_capacity", self.queue_capacity, 1, 1024)?;
+        check_range("max_consecutive_failures", self.max_consecutive_failures, 1, 1000)
     }
 }
 

@@ -51,6 +51,18 @@ pub enum TtsError {
     Internal(String),
 }
 
+impl From<storyreel_stage::WorkerError> for TtsError {
+    fn from(err: storyreel_stage::WorkerError) -> Self {
+        use storyreel_stage::WorkerError as Worker;
+        match err {
+            Worker::Overloaded { capacity } => TtsError::Overloaded { capacity },
+            Worker::NotReady { reason } => TtsError::NotReady { reason },
+            Worker::Cancelled => TtsError::Cancelled,
+            Worker::BatchFailed(reason) => TtsError::Internal(reason),
+        }
+    }
+}
+
 impl HasErrorCode for TtsError {
     fn error_code(&self) -> ErrorCode {
         match self {

@@ -1,44 +1,46 @@
 //! The thin gRPC adapter: per call it validates the request (INVALID_ARGUMENT naming the
-//! field and limit), calls [`Tts`], and converts the answer or the error (through
-//! `storyreel_runtime::to_status`). The caller's trace context is already the parent span
-//! (the runtime's server layer). Calls run under the earliest of the job deadline, the
-//! gRPC deadline and the server's request timeout.
+//! field and limit), begins the call's context (`storyreel_stage::CallContext`: one
+//! deadline from the job, the gRPC deadline and the server's request timeout; a span; the
+//! latency metric, a stream's at its end), calls [`Tts`] under it, and converts the answer
+//! or the error (through `storyreel_runtime::to_status`).
 
 use crate::{
     config::TtsConfig,
-    error::TtsError,
     service::{Segment, StreamEvent, Synthesis, SynthesisRequest, Tts},
     validation::{validate_stream, validate_synthesize},
     voice::{Backend, VoiceDescription},
 };
 use futures::StreamExt;
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 use storyreel_proto::tts::{
     self as wire, AudioChunk, AudioEncoding, ListVoicesRequest, ListVoicesResponse, SceneEnd, StreamHeader,
     SynthesizeResponse, SynthesizeStreamResponse, TextSegment, VoiceBackend,
     synthesize_stream_response::Event,
     tts_service_server::{TtsService, TtsServiceServer},
 };
-use storyreel_runtime::{
-    ServerConfig,
-    job::{earliest, grpc_deadline},
-    tensor_ref, to_status, with_message_limits,
-};
+use storyreel_runtime::{ServerConfig, tensor_ref, to_status, with_message_limits};
+use storyreel_stage::{CallContext, StageCalls};
 use tonic::{Request, Response, Status, metadata::MetadataMap};
-use tracing::Instrument;
 
 /// The tonic service over any [`Tts`].
 #[derive(Clone)]
 pub struct TtsGrpc {
     service: Arc<dyn Tts>,
     config: Arc<TtsConfig>,
+    calls: StageCalls,
 }
 
 impl TtsGrpc {
     pub fn new(service: Arc<dyn Tts>, config: &TtsConfig) -> Self {
+        let calls = StageCalls::new(
+            crate::STAGE,
+            config.server.request_timeout(),
+            service.model_state(),
+        );
         Self {
             service,
             config: Arc::new(config.clone()),
+            calls,
         }
     }
 
@@ -46,24 +48,19 @@ impl TtsGrpc {
         with_message_limits!(TtsServiceServer::new(self), server)
     }
 
-    /// The earliest of the job's, the call's and the server's deadlines.
-    fn deadline(&self, request: &mut SynthesisRequest, metadata: &MetadataMap) -> Result<(), Status> {
-        let now = Instant::now();
-        let deadline = earliest(
-            earliest(request.deadline, grpc_deadline(metadata, now)),
-            now.checked_add(self.config.server.request_timeout()),
-        );
-        if deadline.is_some_and(|d| d <= now) {
-            return Err(status(TtsError::DeadlineExceeded));
-        }
-        request.deadline = deadline;
-        Ok(())
+    /// Begins the call; the request runs under its one deadline.
+    fn begin(
+        &self,
+        method: &'static str,
+        metadata: &MetadataMap,
+        request: &mut SynthesisRequest,
+    ) -> Result<CallContext, Status> {
+        let context = self
+            .calls
+            .begin(method, metadata, request.job.clone(), request.deadline)?;
+        request.deadline = Some(context.deadline);
+        Ok(context)
     }
-}
-
-fn status(err: TtsError) -> Status {
-    tracing::debug!(error = %err, "tts request failed");
-    to_status(&err)
 }
 
 #[tonic::async_trait]
@@ -73,21 +70,10 @@ impl TtsService for TtsGrpc {
         request: Request<wire::SynthesizeRequest>,
     ) -> Result<Response<SynthesizeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_synthesize(message, &self.service.voices(), &self.config)
-            .map_err(|e| status(e.into()))?;
-        self.deadline(&mut request, &metadata)?;
-        let span = tracing::info_span!(
-            "tts.synthesize",
-            job_id = request.job.job_id.as_deref().unwrap_or(""),
-            voice = %request.synthesis.voice,
-            scenes = request.synthesis.scenes.len(),
-        );
-        let result = self
-            .service
-            .synthesize(request)
-            .instrument(span)
-            .await
-            .map_err(status)?;
+        let mut request =
+            validate_synthesize(message, &self.service.voices(), &self.config).map_err(|e| to_status(&e))?;
+        let context = self.begin("synthesize", &metadata, &mut request)?;
+        let result = context.unary(self.service.synthesize(request)).await?;
         Ok(Response::new(result.into()))
     }
 
@@ -100,14 +86,13 @@ impl TtsService for TtsGrpc {
     ) -> Result<Response<Self::SynthesizeStreamStream>, Status> {
         let (metadata, _, message) = request.into_parts();
         let (mut request, encoding, chunk_samples) =
-            validate_stream(message, &self.service.voices(), &self.config).map_err(|e| status(e.into()))?;
-        self.deadline(&mut request, &metadata)?;
+            validate_stream(message, &self.service.voices(), &self.config).map_err(|e| to_status(&e))?;
+        let context = self.begin("synthesize_stream", &metadata, &mut request)?;
         let events = self
             .service
             .synthesize_stream(request, chunk_samples)
-            .map(move |event| event.map(|e| stream_message(e, encoding)).map_err(status))
-            .boxed();
-        Ok(Response::new(events))
+            .map(move |event| event.map(|e| stream_message(e, encoding)));
+        Ok(Response::new(context.stream(events)))
     }
 
     async fn list_voices(

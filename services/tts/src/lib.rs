@@ -4,11 +4,12 @@
 //! - [`voice`]: the [`voice::Voice`] trait and its backends, espeak-ng and Piper VITS;
 //! - [`text`]: sentence splitting and normalisation (numbers, abbreviations);
 //! - [`resample`]: sample-rate conversion;
-//! - [`worker`]: the synthesis thread that owns the voices;
+//! - [`worker`]: the voices on the stage's model worker thread;
 //! - [`service`]: the plain trait [`Tts`] and [`WorkerTts`] (worker + tensor store);
 //! - [`stage_cache`]: Synthesize's content-addressed cache entries;
 //! - [`validation`]: wire requests -> typed requests; [`grpc`]: the thin tonic adapter;
-//! - [`config`]: the `[tts]` table; [`error`]: [`TtsError`] and its codes.
+//! - [`config`]: the `[tts]` table; [`error`]: [`TtsError`] and its codes;
+//! - [`TtsStage`]: the stage on the shared skeleton (`storyreel_stage`).
 
 pub mod config;
 pub mod error;
@@ -26,15 +27,19 @@ pub use config::TtsConfig;
 pub use error::TtsError;
 pub use service::{Tts, WorkerTts};
 
-use std::{future::Future, sync::Arc};
-use storyreel_runtime::{model::serve_model_service, server::ServerError};
-use tokio::net::TcpListener;
+use std::sync::Arc;
+use storyreel_runtime::ModelState;
+use storyreel_stage::{Stage, metrics::MODEL_BUCKETS};
+use storyreel_tensors::StageCache;
+use tokio::sync::watch;
 use tonic::service::Routes;
 use voice::{Voice, espeak::EspeakVoice, piper::PiperVoice};
 use worker::{SynthesisWorker, VoiceLoader};
 
 /// The fully-qualified gRPC service name (health status, reflection).
 pub const SERVICE_NAME: &str = "storyreel.tts.v1.TtsService";
+/// The stage name: process, metric label, thread name, stage-cache keys.
+pub const STAGE: &str = "tts";
 
 /// The voice loaders of `config`, the default voice first.
 pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
@@ -72,31 +77,46 @@ pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
     loaders.into_iter().map(|(_, loader)| loader).collect()
 }
 
-/// The service of `config`: its voices on the worker thread and its tensor store.
+/// The service of `config`: its voices on the worker thread and its tensor store. Returns
+/// once the voices are loaded: requests are validated against them.
 pub async fn start_service(config: &TtsConfig) -> Result<Arc<WorkerTts>, TtsError> {
-    if config.keep_freed_memory && !storyreel_nn::allocator::keep_freed_memory() {
-        tracing::warn!("`keep_freed_memory` is set but this allocator does not take the tuning");
-    }
     let store = storyreel_tensors::open_store(&config.tensors).await?;
-    let worker = SynthesisWorker::start(voice_loaders(config), config.queue_capacity)?;
+    let worker = SynthesisWorker::start(voice_loaders(config), config.worker())?;
+    worker.wait_ready().await?;
     if !worker.voices().iter().any(|v| v.id == config.default_voice) {
         return Err(TtsError::Load {
             voice: config.default_voice.clone(),
             reason: "`default_voice` is none of the configured voices".into(),
         });
     }
-    Ok(Arc::new(WorkerTts::new(worker, store, config.cache_outputs)))
+    let cache = StageCache::new(store, STAGE, config.cache_outputs);
+    Ok(Arc::new(WorkerTts::new(worker, cache)))
 }
 
-/// Serves `service` on `listener` until `shutdown` resolves, then drains in-flight calls.
-/// Health is SERVING while the synthesis worker runs.
-pub async fn run(
-    config: TtsConfig,
-    service: Arc<dyn Tts>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    let state = service.model_state();
-    let routes = Routes::new(grpc::TtsGrpc::new(service, &config).into_server(&config.server));
-    serve_model_service(config.server, SERVICE_NAME, state, listener, routes, shutdown).await
+storyreel_stage::stage_config!(TtsConfig);
+
+/// The tts stage: served by `storyreel_stage::serve::serve::<TtsStage>`, its process is
+/// `storyreel_stage::serve::main::<TtsStage>()`.
+pub struct TtsStage;
+
+#[async_trait::async_trait]
+impl Stage for TtsStage {
+    const NAME: &'static str = STAGE;
+    const CONFIG_TABLE: &'static str = "tts";
+    const SERVICE_NAME: &'static str = SERVICE_NAME;
+    const LATENCY_BUCKETS: &'static [f64] = MODEL_BUCKETS;
+    type Config = TtsConfig;
+    type Service = dyn Tts;
+
+    async fn start(config: &TtsConfig) -> anyhow::Result<Arc<dyn Tts>> {
+        Ok(start_service(config).await?)
+    }
+
+    fn model_state(service: &dyn Tts) -> watch::Receiver<ModelState> {
+        service.model_state()
+    }
+
+    fn routes(service: Arc<dyn Tts>, config: &TtsConfig) -> Routes {
+        Routes::new(grpc::TtsGrpc::new(service, config).into_server(&config.server))
+    }
 }

@@ -8,12 +8,9 @@ use crate::{
     worker::{Job, SynthesisWorker, WorkEvent},
 };
 use futures::stream::BoxStream;
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 use storyreel_runtime::{JobInfo, ModelInfo, ModelState, StageStats};
-use storyreel_tensors::{CacheKey, Tensor, TensorRef, TensorStore};
+use storyreel_tensors::{CacheKey, StageCache, Tensor, TensorRef};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -105,18 +102,13 @@ pub trait Tts: Send + Sync {
 /// [`Tts`] over the [`SynthesisWorker`] and a tensor store.
 pub struct WorkerTts {
     worker: SynthesisWorker,
-    store: Arc<dyn TensorStore>,
-    /// Synthesize answers from and fills [`stage_cache`] entries (`cache_outputs`).
-    cache_outputs: bool,
+    /// Synthesize answers from and fills [`stage_cache`] entries (when `cache_outputs`).
+    cache: StageCache,
 }
 
 impl WorkerTts {
-    pub fn new(worker: SynthesisWorker, store: Arc<dyn TensorStore>, cache_outputs: bool) -> Self {
-        WorkerTts {
-            worker,
-            store,
-            cache_outputs,
-        }
+    pub fn new(worker: SynthesisWorker, cache: StageCache) -> Self {
+        WorkerTts { worker, cache }
     }
 
     fn voice(&self, id: &str) -> Result<&VoiceDescription, TtsError> {
@@ -181,13 +173,6 @@ async fn next_event(
     }
 }
 
-/// Counts a Synthesize call by what the stage cache did: `hit`, `miss`, `unfit` (an entry
-/// that does not fit its request: spoken again) or `off` (disabled or bypassed).
-fn count_cache(result: &'static str) {
-    metrics::counter!("storyreel_stage_cache_requests_total", "stage" => stage_cache::STAGE, "result" => result)
-        .increment(1);
-}
-
 fn worker_gone() -> TtsError {
     TtsError::NotReady {
         reason: "the synthesis worker stopped during the request".into(),
@@ -215,11 +200,11 @@ enum Lookup {
 
 impl WorkerTts {
     async fn cached(&self, key: &CacheKey, job: &Job) -> Result<Lookup, TtsError> {
-        let Some(refs) = self.store.get_cache(key).await? else {
+        let Some(refs) = self.cache.lookup(key).await? else {
             return Ok(Lookup::Miss);
         };
         Ok(
-            match stage_cache::scenes(self.store.as_ref(), job, &refs).await? {
+            match stage_cache::scenes(self.cache.store().as_ref(), job, &refs).await? {
                 Some(scenes) => Lookup::Hit(scenes),
                 None => Lookup::Unfit,
             },
@@ -242,11 +227,8 @@ impl WorkerTts {
                 bounds: b.bounds(),
             })
             .collect();
-        let refs = self
-            .store
-            .put_cache(key, &stage_cache::outputs(&spoken)?, None)
-            .await?;
-        stage_cache::scenes(self.store.as_ref(), job, &refs)
+        let refs = self.cache.fill(key, &stage_cache::outputs(&spoken)?).await?;
+        stage_cache::scenes(self.cache.store().as_ref(), job, &refs)
             .await?
             .ok_or_else(|| {
                 TtsError::Internal(format!(
@@ -262,18 +244,15 @@ impl WorkerTts {
         builders: Vec<SceneBuilder>,
     ) -> Result<Vec<SceneAudio>, TtsError> {
         let job = &request.synthesis;
-        let job_id = request
-            .job
-            .job_id
-            .clone()
-            .unwrap_or_else(|| format!("adhoc-{:016x}", rand::random::<u64>()));
+        let job_id = request.job.job_id_for_keys();
+        let store = self.cache.store();
         let mut items = Vec::with_capacity(builders.len());
         for (scene, builder) in job.scenes.iter().zip(&builders) {
-            let key = self.store.keys().tensor(&job_id, "tts", scene.index, "audio")?;
+            let key = store.keys().tensor(&job_id, crate::STAGE, scene.index, "audio")?;
             let samples = stored_samples(builder);
             items.push((key, Tensor::from_slice(vec![samples.len()], samples)?));
         }
-        let refs = self.store.put_many(&items, None).await?;
+        let refs = store.put_many(&items, None).await?;
         Ok(job
             .scenes
             .iter()
@@ -305,16 +284,10 @@ impl Tts for WorkerTts {
         let submitted = Instant::now();
         let voice = self.voice(&job.voice)?;
         request.job.check_model_pin(&voice.model)?;
-        let mut cache_key = if self.cache_outputs && !request.job.bypass_cache {
-            Some(stage_cache::key(self.store.as_ref(), voice, job)?)
-        } else {
-            count_cache("off");
-            None
-        };
+        let mut cache_key = stage_cache::key(&self.cache, voice, job, request.job.bypass_cache)?;
         if let Some(key) = &cache_key {
             match self.cached(key, job).await? {
                 Lookup::Hit(scenes) => {
-                    count_cache("hit");
                     return Ok(Synthesis {
                         scenes,
                         model: voice.model.clone(),
@@ -326,10 +299,10 @@ impl Tts for WorkerTts {
                         },
                     });
                 }
-                Lookup::Miss => count_cache("miss"),
+                Lookup::Miss => {}
                 Lookup::Unfit => {
                     // the entry stays (first writer wins): this call stores under the job
-                    count_cache("unfit");
+                    self.cache.count_unfit();
                     tracing::warn!(%key, "a tts cache entry does not fit its request; speaking again");
                     cache_key = None;
                 }

@@ -17,10 +17,7 @@ use crate::{
     worker::Job,
 };
 use serde::Serialize;
-use storyreel_tensors::{CacheKey, NamedRef, Tensor, TensorStore};
-
-/// The stage name in the key.
-pub const STAGE: &str = "tts";
+use storyreel_tensors::{CacheKey, NamedRef, StageCache, Tensor, TensorStore, stage_cache::find_output};
 
 /// The entry layout below; bumped when it changes, so old entries stop matching.
 const LAYOUT: u32 = 1;
@@ -44,8 +41,13 @@ struct KeyScene<'a> {
     sentences: Vec<(&'a str, &'a str)>,
 }
 
-/// The entry key of `job` spoken by `voice`.
-pub fn key(store: &dyn TensorStore, voice: &VoiceDescription, job: &Job) -> Result<CacheKey, TtsError> {
+/// The entry key of `job` spoken by `voice`; `None` when the cache is off for the call.
+pub fn key(
+    cache: &StageCache,
+    voice: &VoiceDescription,
+    job: &Job,
+    bypass: bool,
+) -> Result<Option<CacheKey>, TtsError> {
     let params = KeyParams {
         layout: LAYOUT,
         voice: &job.voice,
@@ -66,9 +68,7 @@ pub fn key(store: &dyn TensorStore, voice: &VoiceDescription, job: &Job) -> Resu
         pause_ms: job.pause_ms,
         seed: voice.seeded.then_some(job.seed),
     };
-    let model = &voice.model;
-    let version = format!("{}:{}:{}", model.name, model.version, model.weights_sha256);
-    Ok(store.keys().cache(STAGE, &version, &params, &[])?)
+    Ok(cache.key(&voice.model.cache_identity(), &params, &[], bypass)?)
 }
 
 fn audio_name(position: usize) -> String {
@@ -113,7 +113,7 @@ pub async fn scenes(
     job: &Job,
     refs: &[NamedRef],
 ) -> Result<Option<Vec<SceneAudio>>, TtsError> {
-    let find = |name: String| refs.iter().find(|(n, _)| *n == name).map(|(_, r)| r.clone());
+    let find = |name: String| find_output(refs, &name);
     let mut audio = Vec::with_capacity(job.scenes.len());
     let mut segment_refs = Vec::with_capacity(job.scenes.len());
     for position in 0..job.scenes.len() {
@@ -222,10 +222,14 @@ mod tests {
         MemoryStore::new(&StoreConfig::default()).unwrap()
     }
 
+    fn cache() -> StageCache {
+        StageCache::new(std::sync::Arc::new(store()), "tts", true)
+    }
+
     #[test]
     fn the_key_covers_what_shapes_the_samples() {
-        let store = store();
-        let key = |voice: &VoiceDescription, job: &Job| key(&store, voice, job).unwrap();
+        let cache = cache();
+        let key = |voice: &VoiceDescription, job: &Job| key(&cache, voice, job, false).unwrap().unwrap();
         let (seeded, unseeded) = (voice(true), voice(false));
         let base = job();
         let reseeded = Job { seed: 10, ..job() };
@@ -251,9 +255,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_entry_gives_back_the_scenes_and_refuses_what_does_not_fit() {
-        let store = store();
+        let cache = cache();
+        let store = cache.store().clone();
+        let store = store.as_ref();
         let job = job();
-        let cache = key(&store, &voice(true), &job).unwrap();
+        let entry = key(&cache, &voice(true), &job, false).unwrap().unwrap();
         let first = [0.1f32; 250];
         let second = [0.2f32; 80];
         let spoken = [
@@ -266,14 +272,8 @@ mod tests {
                 bounds: vec![(0, 80)],
             },
         ];
-        let refs = store
-            .put_cache(&cache, &outputs(&spoken).unwrap(), None)
-            .await
-            .unwrap();
-        let scenes = scenes(&store, &job, &refs)
-            .await
-            .unwrap()
-            .expect("the entry fits");
+        let refs = cache.fill(&entry, &outputs(&spoken).unwrap()).await.unwrap();
+        let scenes = scenes(store, &job, &refs).await.unwrap().expect("the entry fits");
         assert_eq!(scenes.len(), 2);
         assert_eq!(scenes[0].scene_index, 3);
         assert_eq!(scenes[0].duration_s, 2.5);
@@ -290,12 +290,12 @@ mod tests {
         // a job with another sentence count, or an entry without a scene, does not fit
         let mut longer = job.clone();
         longer.scenes[1].sentences.push(sentence("Four."));
-        assert!(scenes_of(&store, &longer, &refs).await.is_none());
+        assert!(scenes_of(store, &longer, &refs).await.is_none());
         let partial: Vec<NamedRef> = refs.iter().filter(|(n, _)| n != "audio-1").cloned().collect();
-        assert!(scenes_of(&store, &job, &partial).await.is_none());
+        assert!(scenes_of(store, &job, &partial).await.is_none());
     }
 
-    async fn scenes_of(store: &MemoryStore, job: &Job, refs: &[NamedRef]) -> Option<Vec<SceneAudio>> {
+    async fn scenes_of(store: &dyn TensorStore, job: &Job, refs: &[NamedRef]) -> Option<Vec<SceneAudio>> {
         scenes(store, job, refs).await.unwrap()
     }
 }

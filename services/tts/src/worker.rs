@@ -1,7 +1,9 @@
-//! The synthesis worker: one OS thread that owns every voice (tch tensors are not `Sync`;
-//! libespeak-ng keeps global state) and speaks queued jobs sentence by sentence, sending
-//! each sentence's audio back as soon as it is made. Dropping the handle stops the thread
-//! after the sentence under way.
+//! The synthesis worker: the voices as a [`StageModel`] on the stage's generic model
+//! worker (one OS thread that owns every voice: tch tensors are not `Sync`, libespeak-ng
+//! keeps global state; bounded queue, readiness, panic isolation, queue metrics). It
+//! speaks queued jobs one at a time, sentence by sentence, sending each sentence's audio
+//! back as soon as it is made. Dropping the handle stops the thread after the job under
+//! way.
 
 use crate::{
     error::TtsError,
@@ -10,9 +12,11 @@ use crate::{
 };
 use std::{
     collections::HashMap,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 use storyreel_runtime::{ModelInfo, ModelState};
+use storyreel_stage::{BatchControl, ModelWorker, StageModel, WorkerConfig, WorkerJob, WorkerSettings};
 use tokio::sync::{mpsc, watch};
 
 /// A voice made on the worker thread.
@@ -64,88 +68,82 @@ pub enum WorkEvent {
     Failed(TtsError),
 }
 
-struct Queued {
+/// A job on the worker's queue.
+pub struct Queued {
     job: Job,
     events: mpsc::Sender<WorkEvent>,
     enqueued: Instant,
 }
 
-/// The handle of the worker thread.
+impl WorkerJob for Queued {
+    fn fail(&mut self, error: storyreel_stage::WorkerError) {
+        let _ = self.events.blocking_send(WorkEvent::Failed(error.into()));
+    }
+}
+
+/// The voices, as the worker's model.
+struct Voices(HashMap<String, Box<dyn Voice>>);
+
+impl StageModel for Voices {
+    type Job = Queued;
+
+    fn run_batch(&mut self, batch: &mut [Queued], _: &BatchControl) -> Result<(), String> {
+        for queued in batch {
+            run_job(&mut self.0, queued);
+        }
+        Ok(())
+    }
+}
+
+/// The handle of the synthesis worker.
 pub struct SynthesisWorker {
-    queue: mpsc::Sender<Queued>,
-    voices: Vec<VoiceDescription>,
-    state: watch::Receiver<ModelState>,
-    capacity: usize,
+    worker: ModelWorker<Queued>,
+    voices: Arc<OnceLock<Vec<VoiceDescription>>>,
 }
 
 impl SynthesisWorker {
-    /// Starts the thread and loads the voices on it (in order; the first is the default);
-    /// returns once they are loaded, or the first loading error.
-    pub fn start(loaders: Vec<VoiceLoader>, capacity: usize) -> Result<Self, TtsError> {
-        let (queue, mut jobs) = mpsc::channel::<Queued>(capacity);
-        let (loaded_tx, loaded_rx) = std::sync::mpsc::channel();
-        let (state_tx, state) = watch::channel(ModelState::Loading);
-        std::thread::Builder::new()
-            .name("tts-worker".into())
-            .spawn(move || {
-                let mut voices: HashMap<String, Box<dyn Voice>> = HashMap::new();
-                let mut descriptions = Vec::new();
-                for load in loaders {
-                    match load() {
-                        Ok(voice) => {
-                            descriptions.push(voice.description().clone());
-                            voices.insert(voice.description().id.clone(), voice);
-                        }
-                        Err(err) => {
-                            let _ = state_tx.send(ModelState::Failed(err.to_string()));
-                            let _ = loaded_tx.send(Err(err));
-                            return;
-                        }
-                    }
-                }
-                let _ = state_tx.send(ModelState::Ready(served_model(&descriptions)));
-                let _ = loaded_tx.send(Ok(descriptions));
-                while let Some(queued) = jobs.blocking_recv() {
-                    run_job(&mut voices, queued);
-                }
-            })
-            .map_err(|e| TtsError::Internal(format!("cannot start the worker thread: {e}")))?;
-        let voices = loaded_rx
-            .recv()
-            .map_err(|_| TtsError::Internal("the worker thread died while loading voices".into()))??;
-        Ok(SynthesisWorker {
-            queue,
-            voices,
-            state,
-            capacity,
-        })
+    /// Starts the worker, which loads the voices (in order; the first is the default) on
+    /// its thread; [`SynthesisWorker::wait_ready`] waits for them.
+    pub fn start(loaders: Vec<VoiceLoader>, config: WorkerConfig) -> Result<Self, TtsError> {
+        let voices = Arc::new(OnceLock::new());
+        let loaded = voices.clone();
+        let worker = ModelWorker::spawn(WorkerSettings::new(crate::STAGE, config), move || {
+            let mut voices = HashMap::new();
+            let mut descriptions = Vec::new();
+            for load in loaders {
+                let voice = load().map_err(|e| e.to_string())?;
+                descriptions.push(voice.description().clone());
+                voices.insert(voice.description().id.clone(), voice);
+            }
+            let model = served_model(&descriptions);
+            let _ = loaded.set(descriptions);
+            Ok((Voices(voices), model))
+        })?;
+        Ok(SynthesisWorker { worker, voices })
     }
 
-    /// The loaded voices, the default first.
+    /// Waits until the voices are loaded; the reason when loading failed.
+    pub async fn wait_ready(&self) -> Result<ModelInfo, TtsError> {
+        Ok(self.worker.wait_ready().await?)
+    }
+
+    /// The loaded voices, the default first (none while loading).
     pub fn voices(&self) -> &[VoiceDescription] {
-        &self.voices
+        self.voices.get().map(Vec::as_slice).unwrap_or_default()
     }
 
     pub fn model_state(&self) -> watch::Receiver<ModelState> {
-        self.state.clone()
+        self.worker.state()
     }
 
     /// Queues `job`; its events arrive on the returned channel. RESOURCE_EXHAUSTED when
     /// the queue is full.
     pub fn submit(&self, job: Job) -> Result<mpsc::Receiver<WorkEvent>, TtsError> {
         let (events, receiver) = mpsc::channel(64);
-        let queued = Queued {
+        self.worker.submit(Queued {
             job,
             events,
             enqueued: Instant::now(),
-        };
-        self.queue.try_send(queued).map_err(|err| match err {
-            mpsc::error::TrySendError::Full(_) => TtsError::Overloaded {
-                capacity: self.capacity,
-            },
-            mpsc::error::TrySendError::Closed(_) => TtsError::NotReady {
-                reason: "the worker has stopped".into(),
-            },
         })?;
         Ok(receiver)
     }
@@ -158,7 +156,7 @@ fn served_model(voices: &[VoiceDescription]) -> ModelInfo {
     model
 }
 
-fn run_job(voices: &mut HashMap<String, Box<dyn Voice>>, queued: Queued) {
+fn run_job(voices: &mut HashMap<String, Box<dyn Voice>>, queued: &Queued) {
     let Queued {
         job,
         events,

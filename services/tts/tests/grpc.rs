@@ -17,8 +17,8 @@ use storyreel_proto::{
 };
 use storyreel_runtime::tensor_ref::from_wire;
 use storyreel_tensors::{TensorStore, testing::RedisServer};
-use storyreel_tts::{Tts, TtsConfig};
-use tokio::sync::oneshot;
+use storyreel_test_support::TestServer;
+use storyreel_tts::{Tts, TtsConfig, TtsStage};
 use tonic::{Code, transport::Channel};
 
 const PIPER: &str = "piper:en_US-joe-medium";
@@ -28,23 +28,12 @@ struct Running {
     store: Arc<dyn TensorStore>,
     /// The server keeps Synthesize's outputs in cache entries (`cache_outputs`).
     cached: bool,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), storyreel_runtime::server::ServerError>>,
+    server: TestServer,
     _redis: RedisServer,
 }
 
 fn piper_dir() -> PathBuf {
-    let cache = match std::env::var("STORYREEL_CACHE") {
-        Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/storyreel"),
-    };
-    let dir = cache.join("models/piper-en_US-joe-medium");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the Piper voice is missing from {}: run `make models`",
-        dir.display()
-    );
-    dir
+    storyreel_test_support::model_dir("piper-en_US-joe-medium", "model.safetensors")
 }
 
 /// The server with the default config (stage cache on) but for the Piper voice.
@@ -67,34 +56,20 @@ async fn start_with(with_piper: bool, cache_outputs: bool) -> Running {
         .await
         .expect("the voices load");
     let store = storyreel_tensors::open_store(&config.tensors).await.unwrap();
-    let listener = storyreel_runtime::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(storyreel_tts::run(
-        config,
-        service as Arc<dyn Tts>,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let client = TtsServiceClient::connect(endpoint).await.unwrap();
+    let server = TestServer::stage::<TtsStage>(config, service as Arc<dyn Tts>).await;
+    let client = TtsServiceClient::new(server.channel().await);
     Running {
         client,
         store,
         cached: cache_outputs,
-        stop,
-        task,
+        server,
         _redis: redis,
     }
 }
 
 impl Running {
     async fn shutdown(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
+        self.server.shutdown().await;
     }
 }
 
@@ -464,5 +439,21 @@ async fn stage_cache_off_stores_under_the_job() {
         assert!(!cache_hit(&response));
         checked_samples(&running, &response, "", Some(16000), true).await;
     }
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_v1alpha_lists_and_describes_the_service() {
+    let running = start(false).await;
+    let endpoint = running.server.endpoint.clone();
+    tokio::task::spawn_blocking(move || {
+        storyreel_test_support::assert_reflection(
+            &endpoint,
+            storyreel_tts::SERVICE_NAME,
+            &["Synthesize", "SynthesizeStream", "ListVoices"],
+        )
+    })
+    .await
+    .unwrap();
     running.shutdown().await;
 }

@@ -36,6 +36,18 @@ pub enum WorkerError {
     Model(String),
 }
 
+impl From<storyreel_stage::WorkerError> for WorkerError {
+    fn from(err: storyreel_stage::WorkerError) -> Self {
+        use storyreel_stage::WorkerError as Stage;
+        match err {
+            Stage::Overloaded { capacity } => WorkerError::Overloaded { capacity },
+            Stage::NotReady { reason } => WorkerError::NotReady { reason },
+            Stage::Cancelled => WorkerError::Cancelled,
+            Stage::BatchFailed(reason) => WorkerError::Model(reason),
+        }
+    }
+}
+
 impl HasErrorCode for WorkerError {
     /// `ContextExceeded` is the request's doing (its inputs and `max_new_tokens`), so it
     /// is a validation error whose message says the numbers.

@@ -27,6 +27,9 @@ pub struct BatchingConfig {
     /// Memory for KV caches kept between the items of a request (prefix reuse), in MiB,
     /// 0-65536; 0 turns reuse off.
     pub prefix_cache_mb: usize,
+    /// Failed batches in a row (a panic or an error in model code) after which the model
+    /// is taken for broken and the service reports NOT_SERVING, 1-1000.
+    pub max_consecutive_failures: u32,
 }
 
 impl Default for BatchingConfig {
@@ -36,6 +39,7 @@ impl Default for BatchingConfig {
             max_wait_ms: 20,
             queue_capacity: 64,
             prefix_cache_mb: 256,
+            max_consecutive_failures: 3,
         }
     }
 }
@@ -54,7 +58,8 @@ impl BatchingConfig {
             ));
         }
         check_range("queue_capacity", self.queue_capacity, 1, 100_000)?;
-        check_range("prefix_cache_mb", self.prefix_cache_mb, 0, 65_536)
+        check_range("prefix_cache_mb", self.prefix_cache_mb, 0, 65_536)?;
+        check_range("max_consecutive_failures", self.max_consecutive_failures, 1, 1000)
     }
 }
 
@@ -109,6 +114,10 @@ pub struct WorkerSettings {
     pub queue_capacity: usize,
     /// Byte budget of the [`crate::prefix_store::PrefixStore`]; 0: no reuse.
     pub prefix_cache_bytes: usize,
+    pub max_consecutive_failures: u32,
+    /// The served version when configured; else the model directory's stamp
+    /// (`storyreel_runtime::model_identity`).
+    pub model_version: Option<String>,
 }
 
 impl WorkerSettings {
@@ -128,7 +137,15 @@ impl WorkerSettings {
             max_wait: Duration::from_millis(batching.max_wait_ms),
             queue_capacity: batching.queue_capacity,
             prefix_cache_bytes: batching.prefix_cache_mb << 20,
+            max_consecutive_failures: batching.max_consecutive_failures,
+            model_version: None,
         }
+    }
+
+    /// Serves `version` (a configured `model_version`; empty: the directory's stamp).
+    pub fn with_model_version(mut self, version: &str) -> Self {
+        self.model_version = (!version.is_empty()).then(|| version.to_string());
+        self
     }
 }
 

@@ -38,7 +38,8 @@ pub enum ConfigError {
     MissingProfile { profile: String, path: PathBuf },
 }
 
-/// A config value outside its allowed range. `field` is the dotted path of the key.
+/// A config or request value outside its allowed range. `field` is the dotted path of the
+/// key. As a request error it is INVALID_ARGUMENT.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("`{field}` {message}")]
 pub struct ValidationError {
@@ -58,6 +59,12 @@ impl ValidationError {
     pub fn within(mut self, table: &str) -> Self {
         self.field = format!("{table}.{}", self.field);
         self
+    }
+}
+
+impl crate::HasErrorCode for ValidationError {
+    fn error_code(&self) -> crate::ErrorCode {
+        crate::ErrorCode::Validation
     }
 }
 

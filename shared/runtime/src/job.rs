@@ -54,6 +54,14 @@ impl crate::HasErrorCode for ModelPinMismatch {
 }
 
 impl JobInfo {
+    /// The job id tensor keys are made under: the caller's, or for an ad-hoc call a fresh
+    /// `adhoc-<16 hex digits>` (unique per call, so ad-hoc outputs never collide).
+    pub fn job_id_for_keys(&self) -> String {
+        self.job_id
+            .clone()
+            .unwrap_or_else(|| format!("adhoc-{:016x}", rand::random::<u64>()))
+    }
+
     /// Ok when the call is not pinned or is pinned to `served.version`.
     pub fn check_model_pin(&self, served: &ModelInfo) -> Result<(), ModelPinMismatch> {
         match &self.model_version {

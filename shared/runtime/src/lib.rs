@@ -3,7 +3,8 @@
 //! gRPC [`server`] bootstrap and its [`server_layer`]s, [`client`] channels with retries,
 //! optional [`tls`], the stop [`shutdown`] signal, the one [`error_code`] table,
 //! [`tensor_ref`] conversion between the store and the wire, the request [`job`] context
-//! (deadlines, model pin), the served [`model`]'s identity and readiness, and [`text`]
+//! (deadlines, model pin), the served [`model`]'s readiness and its identity
+//! ([`model_identity`]: one policy for name, version and digest), and [`text`]
 //! field checks.
 
 pub mod client;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod error_code;
 pub mod job;
 pub mod model;
+pub mod model_identity;
 pub mod paths;
 pub mod propagation;
 pub mod server;

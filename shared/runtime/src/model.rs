@@ -25,6 +25,13 @@ pub struct ModelInfo {
     pub components: Vec<ModelInfo>,
 }
 
+impl ModelInfo {
+    /// The exact identity stage-cache keys are made with: name, version and digest.
+    pub fn cache_identity(&self) -> String {
+        format!("{}:{}:{}", self.name, self.version, self.weights_sha256)
+    }
+}
+
 impl From<ModelInfo> for common::ModelInfo {
     fn from(m: ModelInfo) -> Self {
         common::ModelInfo {

@@ -1,5 +1,6 @@
 //! gRPC server bootstrap shared by every service: a pre-bound listener (port 0 works in
-//! tests), `grpc.health.v1` with readiness flipped by the service, server reflection,
+//! tests), `grpc.health.v1` with readiness flipped by the service, server reflection (v1
+//! and v1alpha),
 //! telemetry and concurrency-limit layers, a request timeout, optional TLS/mTLS, and a
 //! graceful shutdown that drains in-flight calls for up to `shutdown_grace_ms`.
 
@@ -190,6 +191,12 @@ impl GrpcServer {
         for set in &self.descriptor_sets {
             reflection = reflection.register_encoded_file_descriptor_set(set);
         }
+        // v1alpha beside v1: grpcurl 1.8 and many clients still speak only v1alpha.
+        let mut reflection_v1alpha = tonic_reflection::server::Builder::configure();
+        for set in &self.descriptor_sets {
+            reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
+        }
+        let reflection_v1alpha = reflection_v1alpha.build_v1alpha()?;
         let reflection = reflection.build_v1()?;
 
         let mut builder = Server::builder();
@@ -202,7 +209,8 @@ impl GrpcServer {
             .layer(ConcurrencyLimitLayer::new(self.config.concurrency_limit))
             .add_routes(routes)
             .add_service(self.health_service)
-            .add_service(reflection);
+            .add_service(reflection)
+            .add_service(reflection_v1alpha);
 
         let addr = listener.local_addr().ok();
         tracing::info!(?addr, "grpc server listening");

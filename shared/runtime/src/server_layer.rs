@@ -1,7 +1,8 @@
 //! Tower layers every storyreel gRPC server runs its requests through.
 //!
 //! - [`GrpcTelemetryLayer`]: one `grpc.server` span per request, parented on the caller's
-//!   trace context, plus request counters and latency histograms per method;
+//!   trace context, plus request counters and latency histograms per method, recorded when
+//!   the response body ends (a stream's trailers, not its headers) with its final status;
 //! - [`ConcurrencyLimitLayer`]: at most N requests in flight; the next one is refused at
 //!   once with RESOURCE_EXHAUSTED (a model server should shed load, not queue unboundedly).
 //!   Health checks and reflection are exempt, so probes keep answering under load.
@@ -43,8 +44,10 @@ where
     S: Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
+    R: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    R::Error: Into<tonic::codegen::StdError>,
 {
-    type Response = S::Response;
+    type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -69,31 +72,118 @@ where
         let _ = span.set_parent(crate::propagation::extract_parent(request.headers()));
         let started = Instant::now();
         let fut = inner.call(request);
+        let body_span = span.clone();
         Box::pin(
             async move {
-                let result = fut.await;
-                // Errors and trailers-only responses carry grpc-status in the headers; a
-                // streamed success carries it in trailers, counted here as 0.
-                let code = match &result {
-                    Ok(response) => response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("0")
-                        .to_string(),
-                    Err(_) => "transport".to_string(),
+                let response = fut.await?;
+                // Errors and trailers-only responses carry grpc-status in the headers; any
+                // other call, a stream above all, ends with it in the trailers: the call
+                // is counted and timed when its body ends.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let end = CallEnd {
+                    method,
+                    started,
+                    code,
+                    span: body_span,
                 };
-                tracing::Span::current().record("rpc.grpc.status_code", code.as_str());
-                if !is_control_plane(&method) {
-                    metrics::counter!("storyreel_grpc_requests_total", "method" => method.clone(), "code" => code)
-                        .increment(1);
-                    metrics::histogram!("storyreel_grpc_request_duration_seconds", "method" => method)
-                        .record(started.elapsed().as_secs_f64());
-                }
-                result
+                Ok(response.map(|body| {
+                    tonic::body::Body::new(MeasuredBody {
+                        inner: tonic::body::Body::new(body),
+                        end: Some(end),
+                    })
+                }))
             }
             .instrument(span),
         )
+    }
+}
+
+/// What is recorded when a call's response body ends.
+struct CallEnd {
+    method: String,
+    started: Instant,
+    /// grpc-status seen so far (headers, then trailers).
+    code: Option<String>,
+    span: tracing::Span,
+}
+
+impl CallEnd {
+    /// `code`: the status seen, else `fallback` (`0` for a body that ended without one,
+    /// `cancelled` when the client went away, `transport` for a failed body).
+    fn record(self, fallback: &str) {
+        let code = self.code.unwrap_or_else(|| fallback.to_string());
+        self.span.record("rpc.grpc.status_code", code.as_str());
+        if !is_control_plane(&self.method) {
+            metrics::counter!("storyreel_grpc_requests_total", "method" => self.method.clone(), "code" => code)
+                .increment(1);
+            metrics::histogram!("storyreel_grpc_request_duration_seconds", "method" => self.method)
+                .record(self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+/// A response body that records its call when it ends.
+struct MeasuredBody {
+    inner: tonic::body::Body,
+    end: Option<CallEnd>,
+}
+
+impl http_body::Body for MeasuredBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                let status = frame
+                    .trailers_ref()
+                    .and_then(|t| t.get("grpc-status"))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                if let (Some(status), Some(end)) = (status, self.end.as_mut()) {
+                    end.code = Some(status);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(end) = self.end.take() {
+                    end.record("transport");
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(end) = self.end.take() {
+                    end.record("0");
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for MeasuredBody {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            // Dropped before its end: hyper stops polling a body whose stream the client
+            // reset, and a unary body whose last frame was its trailers may be dropped
+            // without a final poll.
+            end.record("cancelled");
+        }
     }
 }
 

@@ -120,12 +120,28 @@ impl Drop for TelemetryGuard {
 /// Buckets of every `*_batch_size` histogram (model workers batch at most 32).
 pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 
+/// Buckets of every `*_seconds` histogram unless a stage gives its own: 5 ms to 10 min.
+pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
 /// Installs the global subscriber, propagator, exporter and metrics endpoint.
 /// Must be called inside a tokio runtime when OTLP or metrics are enabled.
 pub fn init(
     service: &str,
     version: &str,
     config: &TelemetryConfig,
+) -> Result<TelemetryGuard, TelemetryError> {
+    init_with_latency_buckets(service, version, config, DEFAULT_LATENCY_BUCKETS)
+}
+
+/// [`init`], with `latency_buckets` for every `*_seconds` histogram (a stage's latency
+/// range: milliseconds for retrieval, minutes for diffusion).
+pub fn init_with_latency_buckets(
+    service: &str,
+    version: &str,
+    config: &TelemetryConfig,
+    latency_buckets: &[f64],
 ) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
@@ -165,6 +181,12 @@ pub fn init(
             .set_buckets_for_metric(
                 metrics_exporter_prometheus::Matcher::Suffix("_batch_size".into()),
                 BATCH_SIZE_BUCKETS,
+            )
+            .map_err(|source| TelemetryError::Metrics { addr, source })?
+            // Latencies as histograms too, with buckets suited to the stage.
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                latency_buckets,
             )
             .map_err(|source| TelemetryError::Metrics { addr, source })?
             .install()

@@ -6,6 +6,7 @@
 //!   cache keys `storyreel:cache:{sha256}`.
 //! - [`TensorStore`]: put/get (single and batched), exists, delete and a first-writer-wins
 //!   stage-output cache, on Redis ([`RedisStore`]) or in memory ([`MemoryStore`]).
+//! - [`StageCache`]: a stage's view of that cache (keys, hit/miss, the cache metric).
 //! - [`TensorRef`]: what a gRPC message carries instead of the tensor.
 //!
 //! Cargo features: `testing` (the [`testing::RedisServer`] helper), `tls` (`rediss://`).
@@ -23,6 +24,7 @@ pub mod keys;
 mod manifest;
 mod memory;
 mod redis_store;
+pub mod stage_cache;
 mod store;
 mod tensor;
 mod tensor_ref;
@@ -38,6 +40,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use keys::{KeySchema, TensorKey};
 pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
+pub use stage_cache::StageCache;
 pub use store::{NamedRef, TensorStore, open_store};
 pub use tensor::{HostTensor, MAX_RANK, Tensor};
 pub use tensor_ref::TensorRef;

