@@ -14,6 +14,7 @@ use storyreel_runtime::{
     paths::{deserialize_expanded_path, expanded_default},
     telemetry::TelemetryConfig,
 };
+use storyreel_stage::serve::StageConfig;
 
 /// Where `clip_tokenizer` points unless configured: the CLIP tokenizer `make models` writes.
 pub const DEFAULT_CLIP_TOKENIZER: &str = "${STORYREEL_CACHE}/models/clip-tokenizer/tokenizer.json";
@@ -107,8 +108,7 @@ impl PromptRewriterConfig {
 
 impl Validate for PromptRewriterConfig {
     fn validate(&self) -> Result<(), ValidationError> {
-        self.server.validate().map_err(|e| e.within("server"))?;
-        self.telemetry.validate().map_err(|e| e.within("telemetry"))?;
+        self.validate_stage_tables()?;
         validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         if self.clip_tokenizer.as_os_str().is_empty() {
             return Err(ValidationError::new("clip_tokenizer", "must not be empty"));

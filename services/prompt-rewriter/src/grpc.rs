@@ -5,60 +5,18 @@
 //! client that cancels drops the call's future, which cancels decoding.
 
 use crate::{
-    config::PromptRewriterConfig,
-    service::{Keywords, PromptRewriter, Rewrite, SceneAttributes, SceneKeywords, ScenePrompt},
+    PromptRewriterStage,
+    service::{Keywords, Rewrite, SceneAttributes, SceneKeywords, ScenePrompt},
     validation::{validate_keywords, validate_rewrite},
 };
-use std::{sync::Arc, time::Instant};
-use storyreel_llm::GenerationDefaults;
-use storyreel_proto::prompt_rewriter::{
-    self as wire,
-    prompt_rewriter_service_server::{PromptRewriterService, PromptRewriterServiceServer},
-};
-use storyreel_runtime::{JobInfo, ServerConfig, to_status, with_message_limits};
-use storyreel_stage::{CallContext, StageCalls};
-use tonic::{Request, Response, Status, metadata::MetadataMap};
+use storyreel_proto::prompt_rewriter::{self as wire, prompt_rewriter_service_server::PromptRewriterService};
+use storyreel_runtime::to_status;
+use storyreel_stage::Adapter;
+use tonic::{Request, Response, Status};
 
-/// The tonic service over any [`PromptRewriter`].
+/// The tonic service over any [`crate::PromptRewriter`].
 #[derive(Clone)]
-pub struct PromptRewriterGrpc {
-    service: Arc<dyn PromptRewriter>,
-    defaults: GenerationDefaults,
-    calls: StageCalls,
-}
-
-impl PromptRewriterGrpc {
-    pub fn new(service: Arc<dyn PromptRewriter>, config: &PromptRewriterConfig) -> Self {
-        let calls = StageCalls::new(
-            crate::STAGE,
-            config.server.request_timeout(),
-            service.model_state(),
-        );
-        Self {
-            service,
-            defaults: config.generation.clone(),
-            calls,
-        }
-    }
-
-    /// The generated tonic server, with the configured message-size limits.
-    pub fn into_server(self, server: &ServerConfig) -> PromptRewriterServiceServer<Self> {
-        with_message_limits!(PromptRewriterServiceServer::new(self), server)
-    }
-
-    /// Begins a call of `job`; `deadline` becomes the call's one deadline.
-    fn begin(
-        &self,
-        method: &'static str,
-        metadata: &MetadataMap,
-        job: &JobInfo,
-        deadline: &mut Option<Instant>,
-    ) -> Result<CallContext, Status> {
-        let context = self.calls.begin(method, metadata, job.clone(), *deadline)?;
-        *deadline = Some(context.deadline);
-        Ok(context)
-    }
-}
+pub struct PromptRewriterGrpc(pub Adapter<PromptRewriterStage>);
 
 #[tonic::async_trait]
 impl PromptRewriterService for PromptRewriterGrpc {
@@ -67,9 +25,13 @@ impl PromptRewriterService for PromptRewriterGrpc {
         request: Request<wire::RewriteRequest>,
     ) -> Result<Response<wire::RewriteResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_rewrite(message, &self.defaults).map_err(|e| to_status(&e))?;
-        let context = self.begin("rewrite", &metadata, &request.job, &mut request.deadline)?;
-        let rewrite = context.unary(self.service.rewrite(request)).await?;
+        let adapter = &self.0;
+        let mut request = validate_rewrite(message, &adapter.config.generation).map_err(|e| to_status(&e))?;
+        let context =
+            adapter
+                .calls
+                .begin_request("rewrite", &metadata, &request.job, &mut request.deadline)?;
+        let rewrite = context.unary(adapter.service.rewrite(request)).await?;
         Ok(Response::new(rewrite.into()))
     }
 
@@ -78,9 +40,14 @@ impl PromptRewriterService for PromptRewriterGrpc {
         request: Request<wire::KeywordsRequest>,
     ) -> Result<Response<wire::KeywordsResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_keywords(message, &self.defaults).map_err(|e| to_status(&e))?;
-        let context = self.begin("keywords", &metadata, &request.job, &mut request.deadline)?;
-        let keywords = context.unary(self.service.keywords(request)).await?;
+        let adapter = &self.0;
+        let mut request =
+            validate_keywords(message, &adapter.config.generation).map_err(|e| to_status(&e))?;
+        let context =
+            adapter
+                .calls
+                .begin_request("keywords", &metadata, &request.job, &mut request.deadline)?;
+        let keywords = context.unary(adapter.service.keywords(request)).await?;
         Ok(Response::new(keywords.into()))
     }
 }

@@ -31,7 +31,9 @@ pub use model_service::ModelBackedPromptRewriter;
 pub use service::{Keywords, KeywordsRequest, ModelState, PromptRewriter, Rewrite, RewriteRequest};
 
 use std::sync::Arc;
-use storyreel_stage::{Stage, metrics::MODEL_BUCKETS};
+use storyreel_proto::prompt_rewriter::prompt_rewriter_service_server::PromptRewriterServiceServer;
+use storyreel_runtime::with_message_limits;
+use storyreel_stage::{Adapter, Stage, metrics::MODEL_BUCKETS};
 use tokio::sync::watch;
 use tonic::service::Routes;
 
@@ -64,6 +66,10 @@ impl Stage for PromptRewriterStage {
     }
 
     fn routes(service: Arc<dyn PromptRewriter>, config: &PromptRewriterConfig) -> Routes {
-        Routes::new(grpc::PromptRewriterGrpc::new(service, config).into_server(&config.server))
+        let adapter = grpc::PromptRewriterGrpc(Adapter::new(service, config));
+        Routes::new(with_message_limits!(
+            PromptRewriterServiceServer::new(adapter),
+            &config.server
+        ))
     }
 }

@@ -14,6 +14,7 @@ use storyreel_runtime::{
     paths::{deserialize_expanded_path, expanded_default},
     telemetry::TelemetryConfig,
 };
+use storyreel_stage::serve::StageConfig;
 use storyreel_tensors::StoreConfig;
 
 pub const DEFAULT_MODEL_DIR: &str = "${STORYREEL_CACHE}/models/all-minilm-l6-v2";
@@ -179,8 +180,7 @@ impl Default for IngestConfig {
 
 impl Validate for RetrievalConfig {
     fn validate(&self) -> Result<(), ValidationError> {
-        self.server.validate().map_err(|e| e.within("server"))?;
-        self.telemetry.validate().map_err(|e| e.within("telemetry"))?;
+        self.validate_stage_tables()?;
         self.catalog.validate().map_err(|e| e.within("catalog"))?;
         self.encoder.validate().map_err(|e| e.within("encoder"))?;
         self.search.validate().map_err(|e| e.within("search"))?;

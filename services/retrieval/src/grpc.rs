@@ -5,55 +5,30 @@
 //! and converts the answer or the error (through `storyreel_runtime::to_status`).
 
 use crate::{
-    config::RetrievalConfig,
+    RetrievalStage,
     error::RetrievalError,
     ingest::{ClipResult, ClipSpec, IngestEvent, IngestSummary, Outcome, SkipReason},
     search::Hit,
-    service::{Retrieval, SearchResult, ServiceStats},
+    service::{SearchResult, ServiceStats},
     validation::{validate_ingest_options, validate_search},
 };
 use futures::StreamExt;
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 use storyreel_proto::{
     common,
     retrieval::{
         self as wire, GetCatalogStatsRequest, GetCatalogStatsResponse, IngestRequest, IngestResponse,
-        SearchResponse,
-        ingest_request::Item,
-        ingest_response::Event,
-        retrieval_service_server::{RetrievalService, RetrievalServiceServer},
+        SearchResponse, ingest_request::Item, ingest_response::Event,
+        retrieval_service_server::RetrievalService,
     },
 };
-use storyreel_runtime::{JobInfo, ServerConfig, ValidationError, tensor_ref, to_status, with_message_limits};
-use storyreel_stage::StageCalls;
+use storyreel_runtime::{JobInfo, ValidationError, tensor_ref, to_status};
+use storyreel_stage::Adapter;
 use tonic::{Request, Response, Status, Streaming};
 
-/// The tonic service over any [`Retrieval`].
+/// The tonic service over any [`crate::Retrieval`].
 #[derive(Clone)]
-pub struct RetrievalGrpc {
-    service: Arc<dyn Retrieval>,
-    config: Arc<RetrievalConfig>,
-    calls: StageCalls,
-}
-
-impl RetrievalGrpc {
-    pub fn new(service: Arc<dyn Retrieval>, config: &RetrievalConfig) -> Self {
-        let calls = StageCalls::new(
-            crate::STAGE,
-            config.server.request_timeout(),
-            service.model_state(),
-        );
-        Self {
-            service,
-            config: Arc::new(config.clone()),
-            calls,
-        }
-    }
-
-    pub fn into_server(self, server: &ServerConfig) -> RetrievalServiceServer<Self> {
-        with_message_limits!(RetrievalServiceServer::new(self), server)
-    }
-}
+pub struct RetrievalGrpc(pub Adapter<RetrievalStage>);
 
 fn status(err: RetrievalError) -> Status {
     tracing::debug!(error = %err, "retrieval request failed");
@@ -67,12 +42,13 @@ impl RetrievalService for RetrievalGrpc {
         request: Request<wire::SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_search(message, &self.config.search).map_err(|e| status(e.into()))?;
-        let context = self
-            .calls
-            .begin("search", &metadata, request.job.clone(), request.deadline)?;
-        request.deadline = Some(context.deadline);
-        let result = context.unary(self.service.search(request)).await?;
+        let adapter = &self.0;
+        let mut request = validate_search(message, &adapter.config.search).map_err(|e| status(e.into()))?;
+        let context =
+            adapter
+                .calls
+                .begin_request("search", &metadata, &request.job, &mut request.deadline)?;
+        let result = context.unary(adapter.service.search(request)).await?;
         Ok(Response::new(result.into()))
     }
 
@@ -83,14 +59,17 @@ impl RetrievalService for RetrievalGrpc {
         request: Request<Streaming<IngestRequest>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
         let (metadata, _, mut incoming) = request.into_parts();
-        let context = self.calls.begin("ingest", &metadata, JobInfo::default(), None)?;
+        let adapter = &self.0;
+        let context = adapter
+            .calls
+            .begin("ingest", &metadata, JobInfo::default(), None)?;
         let first = incoming.message().await?;
         let (options, first_clip) = match first.and_then(|m| m.item) {
             Some(Item::Options(o)) => (Some(o), None),
             Some(Item::Clip(c)) => (None, Some(Ok(clip_spec(c)))),
             None => (None, None),
         };
-        let options = validate_ingest_options(options, self.config.ingest.default_frames_per_clip)
+        let options = validate_ingest_options(options, adapter.config.ingest.default_frames_per_clip)
             .map_err(|e| status(e.into()))?;
         let rest = incoming.map(|message| match message {
             Ok(IngestRequest {
@@ -109,7 +88,7 @@ impl RetrievalService for RetrievalGrpc {
             Err(s) => Err(RetrievalError::Internal(format!("the client stream failed: {s}"))),
         });
         let clips = futures::stream::iter(first_clip).chain(rest).boxed();
-        let events = self
+        let events = adapter
             .service
             .ingest(options, clips)
             .map(|event| event.map(IngestResponse::from));
@@ -120,10 +99,12 @@ impl RetrievalService for RetrievalGrpc {
         &self,
         request: Request<GetCatalogStatsRequest>,
     ) -> Result<Response<GetCatalogStatsResponse>, Status> {
-        let context = self
-            .calls
-            .begin("get_catalog_stats", request.metadata(), JobInfo::default(), None)?;
-        let stats = context.unary(self.service.stats()).await?;
+        let adapter = &self.0;
+        let context =
+            adapter
+                .calls
+                .begin("get_catalog_stats", request.metadata(), JobInfo::default(), None)?;
+        let stats = context.unary(adapter.service.stats()).await?;
         Ok(Response::new(stats.into()))
     }
 }

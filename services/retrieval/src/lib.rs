@@ -35,8 +35,10 @@ pub use service::{CatalogRetrieval, Retrieval};
 use catalog::{Catalog, CatalogOptions};
 use encoder::{Embedder, EncoderWorker};
 use std::sync::Arc;
+use storyreel_proto::retrieval::retrieval_service_server::RetrievalServiceServer;
 use storyreel_runtime::ModelState;
-use storyreel_stage::{Stage, metrics::FAST_BUCKETS};
+use storyreel_runtime::with_message_limits;
+use storyreel_stage::{Adapter, Stage, metrics::FAST_BUCKETS};
 use tokio::sync::watch;
 use tonic::service::Routes;
 
@@ -99,6 +101,10 @@ impl Stage for RetrievalStage {
     }
 
     fn routes(service: Arc<dyn Retrieval>, config: &RetrievalConfig) -> Routes {
-        Routes::new(grpc::RetrievalGrpc::new(service, config).into_server(&config.server))
+        let adapter = grpc::RetrievalGrpc(Adapter::new(service, config));
+        Routes::new(with_message_limits!(
+            RetrievalServiceServer::new(adapter),
+            &config.server
+        ))
     }
 }

@@ -16,6 +16,7 @@ use storyreel_runtime::{
     paths::{deserialize_expanded_path, expanded_default},
     telemetry::TelemetryConfig,
 };
+use storyreel_stage::serve::StageConfig;
 
 /// The whole `[story_llm]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,8 +81,7 @@ impl StoryLlmConfig {
 
 impl Validate for StoryLlmConfig {
     fn validate(&self) -> Result<(), ValidationError> {
-        self.server.validate().map_err(|e| e.within("server"))?;
-        self.telemetry.validate().map_err(|e| e.within("telemetry"))?;
+        self.validate_stage_tables()?;
         validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         self.batching.validate().map_err(|e| e.within("batching"))?;
         self.generation.validate().map_err(|e| e.within("generation"))?;

@@ -5,66 +5,25 @@
 //! dropping it (the caller went away, or the deadline) cancels decoding.
 
 use crate::{
-    config::{GenerationDefaults, StoryLlmConfig},
-    service::{SceneDone, Story, StoryEvent, StoryLlm, StoryProgress, StoryRequest, TokenPiece},
+    StoryLlmStage,
+    service::{SceneDone, Story, StoryEvent, StoryProgress, TokenPiece},
     validation::{validate_generate, validate_generate_stream},
 };
 use futures::{StreamExt, stream::BoxStream};
-use std::sync::Arc;
 use storyreel_proto::{
     common,
     story_llm::{
         GenerateRequest, GenerateResponse, GenerateStreamRequest, GenerateStreamResponse, SceneEvent,
-        TokenEvent,
-        generate_stream_response::Event,
-        story_llm_service_server::{StoryLlmService, StoryLlmServiceServer},
+        TokenEvent, generate_stream_response::Event, story_llm_service_server::StoryLlmService,
     },
 };
-use storyreel_runtime::{ServerConfig, to_status, with_message_limits};
-use storyreel_stage::{CallContext, StageCalls};
-use tonic::{Request, Response, Status, metadata::MetadataMap};
+use storyreel_runtime::to_status;
+use storyreel_stage::Adapter;
+use tonic::{Request, Response, Status};
 
-/// The tonic service over any [`StoryLlm`].
+/// The tonic service over any [`crate::StoryLlm`].
 #[derive(Clone)]
-pub struct StoryLlmGrpc {
-    service: Arc<dyn StoryLlm>,
-    defaults: GenerationDefaults,
-    calls: StageCalls,
-}
-
-impl StoryLlmGrpc {
-    pub fn new(service: Arc<dyn StoryLlm>, config: &StoryLlmConfig) -> Self {
-        let calls = StageCalls::new(
-            crate::STAGE,
-            config.server.request_timeout(),
-            service.model_state(),
-        );
-        Self {
-            service,
-            defaults: config.generation.clone(),
-            calls,
-        }
-    }
-
-    /// The generated tonic server, with the configured message-size limits.
-    pub fn into_server(self, server: &ServerConfig) -> StoryLlmServiceServer<Self> {
-        with_message_limits!(StoryLlmServiceServer::new(self), server)
-    }
-
-    /// Begins the call; the request runs under its one deadline.
-    fn begin(
-        &self,
-        method: &'static str,
-        metadata: &MetadataMap,
-        request: &mut StoryRequest,
-    ) -> Result<CallContext, Status> {
-        let context = self
-            .calls
-            .begin(method, metadata, request.job.clone(), request.deadline)?;
-        request.deadline = Some(context.deadline);
-        Ok(context)
-    }
-}
+pub struct StoryLlmGrpc(pub Adapter<StoryLlmStage>);
 
 type EventStream = BoxStream<'static, Result<GenerateStreamResponse, Status>>;
 
@@ -75,9 +34,14 @@ impl StoryLlmService for StoryLlmGrpc {
         request: Request<GenerateRequest>,
     ) -> Result<Response<GenerateResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_generate(message, &self.defaults).map_err(|e| to_status(&e))?;
-        let context = self.begin("generate", &metadata, &mut request)?;
-        let story = context.unary(self.service.generate(request)).await?;
+        let adapter = &self.0;
+        let mut request =
+            validate_generate(message, &adapter.config.generation).map_err(|e| to_status(&e))?;
+        let context =
+            adapter
+                .calls
+                .begin_request("generate", &metadata, &request.job, &mut request.deadline)?;
+        let story = context.unary(adapter.service.generate(request)).await?;
         Ok(Response::new(story.into()))
     }
 
@@ -88,9 +52,14 @@ impl StoryLlmService for StoryLlmGrpc {
         request: Request<GenerateStreamRequest>,
     ) -> Result<Response<Self::GenerateStreamStream>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_generate_stream(message, &self.defaults).map_err(|e| to_status(&e))?;
-        let context = self.begin("generate_stream", &metadata, &mut request)?;
-        let service = self.service.clone();
+        let adapter = &self.0;
+        let mut request =
+            validate_generate_stream(message, &adapter.config.generation).map_err(|e| to_status(&e))?;
+        let context =
+            adapter
+                .calls
+                .begin_request("generate_stream", &metadata, &request.job, &mut request.deadline)?;
+        let service = adapter.service.clone();
         let events = context
             .open_stream(async move {
                 let events = service.generate_stream(request).await?;

@@ -30,7 +30,9 @@ pub use model_service::ModelBackedStoryLlm;
 pub use service::{ModelState, Story, StoryEvent, StoryLlm, StoryRequest};
 
 use std::sync::Arc;
-use storyreel_stage::{Stage, metrics::MODEL_BUCKETS};
+use storyreel_proto::story_llm::story_llm_service_server::StoryLlmServiceServer;
+use storyreel_runtime::with_message_limits;
+use storyreel_stage::{Adapter, Stage, metrics::MODEL_BUCKETS};
 use tokio::sync::watch;
 use tonic::service::Routes;
 
@@ -63,6 +65,10 @@ impl Stage for StoryLlmStage {
     }
 
     fn routes(service: Arc<dyn StoryLlm>, config: &StoryLlmConfig) -> Routes {
-        Routes::new(grpc::StoryLlmGrpc::new(service, config).into_server(&config.server))
+        let adapter = grpc::StoryLlmGrpc(Adapter::new(service, config));
+        Routes::new(with_message_limits!(
+            StoryLlmServiceServer::new(adapter),
+            &config.server
+        ))
     }
 }

@@ -13,6 +13,7 @@ use storyreel_runtime::{
     paths::{deserialize_expanded_path, expanded_default},
     telemetry::TelemetryConfig,
 };
+use storyreel_stage::serve::StageConfig;
 use storyreel_tensors::StoreConfig;
 
 pub const DEFAULT_PIPER_DIR: &str = "${STORYREEL_CACHE}/models/piper-en_US-joe-medium";
@@ -118,8 +119,7 @@ pub mod limits {
 
 impl Validate for TtsConfig {
     fn validate(&self) -> Result<(), ValidationError> {
-        self.server.validate().map_err(|e| e.within("server"))?;
-        self.telemetry.validate().map_err(|e| e.within("telemetry"))?;
+        self.validate_stage_tables()?;
         self.tensors
             .validate()
             .map_err(|e| ValidationError::new("tensors", e.to_string()))?;

@@ -5,63 +5,24 @@
 //! or the error (through `storyreel_runtime::to_status`).
 
 use crate::{
-    config::TtsConfig,
-    service::{Segment, StreamEvent, Synthesis, SynthesisRequest, Tts},
+    TtsStage,
+    service::{Segment, StreamEvent, Synthesis},
     validation::{validate_stream, validate_synthesize},
     voice::{Backend, VoiceDescription},
 };
 use futures::StreamExt;
-use std::sync::Arc;
 use storyreel_proto::tts::{
     self as wire, AudioChunk, AudioEncoding, ListVoicesRequest, ListVoicesResponse, SceneEnd, StreamHeader,
     SynthesizeResponse, SynthesizeStreamResponse, TextSegment, VoiceBackend,
-    synthesize_stream_response::Event,
-    tts_service_server::{TtsService, TtsServiceServer},
+    synthesize_stream_response::Event, tts_service_server::TtsService,
 };
-use storyreel_runtime::{ServerConfig, tensor_ref, to_status, with_message_limits};
-use storyreel_stage::{CallContext, StageCalls};
-use tonic::{Request, Response, Status, metadata::MetadataMap};
+use storyreel_runtime::{tensor_ref, to_status};
+use storyreel_stage::Adapter;
+use tonic::{Request, Response, Status};
 
-/// The tonic service over any [`Tts`].
+/// The tonic service over any [`crate::Tts`].
 #[derive(Clone)]
-pub struct TtsGrpc {
-    service: Arc<dyn Tts>,
-    config: Arc<TtsConfig>,
-    calls: StageCalls,
-}
-
-impl TtsGrpc {
-    pub fn new(service: Arc<dyn Tts>, config: &TtsConfig) -> Self {
-        let calls = StageCalls::new(
-            crate::STAGE,
-            config.server.request_timeout(),
-            service.model_state(),
-        );
-        Self {
-            service,
-            config: Arc::new(config.clone()),
-            calls,
-        }
-    }
-
-    pub fn into_server(self, server: &ServerConfig) -> TtsServiceServer<Self> {
-        with_message_limits!(TtsServiceServer::new(self), server)
-    }
-
-    /// Begins the call; the request runs under its one deadline.
-    fn begin(
-        &self,
-        method: &'static str,
-        metadata: &MetadataMap,
-        request: &mut SynthesisRequest,
-    ) -> Result<CallContext, Status> {
-        let context = self
-            .calls
-            .begin(method, metadata, request.job.clone(), request.deadline)?;
-        request.deadline = Some(context.deadline);
-        Ok(context)
-    }
-}
+pub struct TtsGrpc(pub Adapter<TtsStage>);
 
 #[tonic::async_trait]
 impl TtsService for TtsGrpc {
@@ -70,10 +31,14 @@ impl TtsService for TtsGrpc {
         request: Request<wire::SynthesizeRequest>,
     ) -> Result<Response<SynthesizeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
-        let mut request =
-            validate_synthesize(message, &self.service.voices(), &self.config).map_err(|e| to_status(&e))?;
-        let context = self.begin("synthesize", &metadata, &mut request)?;
-        let result = context.unary(self.service.synthesize(request)).await?;
+        let adapter = &self.0;
+        let mut request = validate_synthesize(message, &adapter.service.voices(), &adapter.config)
+            .map_err(|e| to_status(&e))?;
+        let context =
+            adapter
+                .calls
+                .begin_request("synthesize", &metadata, &request.job, &mut request.deadline)?;
+        let result = context.unary(adapter.service.synthesize(request)).await?;
         Ok(Response::new(result.into()))
     }
 
@@ -85,10 +50,17 @@ impl TtsService for TtsGrpc {
         request: Request<wire::SynthesizeStreamRequest>,
     ) -> Result<Response<Self::SynthesizeStreamStream>, Status> {
         let (metadata, _, message) = request.into_parts();
+        let adapter = &self.0;
         let (mut request, encoding, chunk_samples) =
-            validate_stream(message, &self.service.voices(), &self.config).map_err(|e| to_status(&e))?;
-        let context = self.begin("synthesize_stream", &metadata, &mut request)?;
-        let events = self
+            validate_stream(message, &adapter.service.voices(), &adapter.config)
+                .map_err(|e| to_status(&e))?;
+        let context = adapter.calls.begin_request(
+            "synthesize_stream",
+            &metadata,
+            &request.job,
+            &mut request.deadline,
+        )?;
+        let events = adapter
             .service
             .synthesize_stream(request, chunk_samples)
             .map(move |event| event.map(|e| stream_message(e, encoding)));
@@ -100,8 +72,9 @@ impl TtsService for TtsGrpc {
         request: Request<ListVoicesRequest>,
     ) -> Result<Response<ListVoicesResponse>, Status> {
         let language = request.into_inner().language.to_lowercase();
-        let default = self.config.default_voice.clone();
+        let default = self.0.config.default_voice.clone();
         let mut voices: Vec<wire::Voice> = self
+            .0
             .service
             .voices()
             .into_iter()

@@ -28,8 +28,10 @@ pub use error::TtsError;
 pub use service::{Tts, WorkerTts};
 
 use std::sync::Arc;
+use storyreel_proto::tts::tts_service_server::TtsServiceServer;
 use storyreel_runtime::ModelState;
-use storyreel_stage::{Stage, metrics::MODEL_BUCKETS};
+use storyreel_runtime::with_message_limits;
+use storyreel_stage::{Adapter, Stage, metrics::MODEL_BUCKETS};
 use storyreel_tensors::StageCache;
 use tokio::sync::watch;
 use tonic::service::Routes;
@@ -117,6 +119,10 @@ impl Stage for TtsStage {
     }
 
     fn routes(service: Arc<dyn Tts>, config: &TtsConfig) -> Routes {
-        Routes::new(grpc::TtsGrpc::new(service, config).into_server(&config.server))
+        let adapter = grpc::TtsGrpc(Adapter::new(service, config));
+        Routes::new(with_message_limits!(
+            TtsServiceServer::new(adapter),
+            &config.server
+        ))
     }
 }

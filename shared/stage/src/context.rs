@@ -65,6 +65,20 @@ impl StageCalls {
         }
     }
 
+    /// [`StageCalls::begin`] for a validated request whose `deadline` field holds its
+    /// job's deadline: the field becomes the call's one deadline.
+    pub fn begin_request(
+        &self,
+        method: &'static str,
+        metadata: &MetadataMap,
+        job: &JobInfo,
+        deadline: &mut Option<Instant>,
+    ) -> Result<CallContext, Status> {
+        let context = self.begin(method, metadata, job.clone(), *deadline)?;
+        *deadline = Some(context.deadline);
+        Ok(context)
+    }
+
     /// The context of a call of `method` for `job`, whose own deadline is `job_deadline`
     /// (from its validated `context`). DEADLINE_EXCEEDED when the deadline has passed.
     pub fn begin(

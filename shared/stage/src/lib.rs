@@ -16,6 +16,6 @@ pub mod worker;
 mod worker_error;
 
 pub use context::{CallContext, StageCalls};
-pub use serve::Stage;
+pub use serve::{Adapter, Stage};
 pub use worker::{BatchControl, ModelWorker, StageModel, WorkerConfig, WorkerJob, WorkerSettings};
 pub use worker_error::WorkerError;

@@ -27,6 +27,46 @@ pub trait StageConfig:
 {
     fn server(&self) -> &ServerConfig;
     fn telemetry(&self) -> &TelemetryConfig;
+
+    /// Validates the `server` and `telemetry` tables; a stage's `validate` starts here.
+    fn validate_stage_tables(&self) -> Result<(), storyreel_runtime::ValidationError> {
+        self.server().validate().map_err(|e| e.within("server"))?;
+        self.telemetry().validate().map_err(|e| e.within("telemetry"))
+    }
+}
+
+/// What a stage's gRPC adapter holds: the service, the config and the calls' context
+/// factory. An adapter is a newtype over it (`pub struct TtsGrpc(Adapter<TtsStage>)`)
+/// that implements the generated server trait.
+pub struct Adapter<S: Stage> {
+    pub service: Arc<S::Service>,
+    pub config: Arc<S::Config>,
+    pub calls: crate::StageCalls,
+}
+
+impl<S: Stage> Clone for Adapter<S> {
+    fn clone(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            config: self.config.clone(),
+            calls: self.calls.clone(),
+        }
+    }
+}
+
+impl<S: Stage> Adapter<S> {
+    pub fn new(service: Arc<S::Service>, config: &S::Config) -> Self {
+        let calls = crate::StageCalls::new(
+            S::NAME,
+            config.server().request_timeout(),
+            S::model_state(&service),
+        );
+        Self {
+            service,
+            config: Arc::new(config.clone()),
+            calls,
+        }
+    }
 }
 
 /// Implements [`StageConfig`] for a config struct with `server` and `telemetry` fields.
