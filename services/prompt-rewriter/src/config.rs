@@ -15,6 +15,7 @@ use storyreel_runtime::{
     telemetry::TelemetryConfig,
 };
 use storyreel_stage::serve::StageConfig;
+use storyreel_tensors::StoreConfig;
 
 /// Where `clip_tokenizer` points unless configured: the CLIP tokenizer `make models` writes.
 pub const DEFAULT_CLIP_TOKENIZER: &str = "${STORYREEL_CACHE}/models/clip-tokenizer/tokenizer.json";
@@ -36,6 +37,12 @@ pub mod limits {
 pub struct PromptRewriterConfig {
     pub server: ServerConfig,
     pub telemetry: TelemetryConfig,
+    /// The tensor store of the stage cache (Redis in the mesh).
+    pub tensors: StoreConfig,
+    /// Keep the results of seeded Rewrite and Keywords calls in the stage cache
+    /// (DESIGN.md §4): the same call on the same model is answered without decoding again.
+    /// `context.bypass_cache` skips it per call.
+    pub cache_outputs: bool,
     /// Directory of the converted language model (config.json, model.safetensors,
     /// tokenizer.json, tokenizer_config.json).
     #[serde(deserialize_with = "deserialize_expanded_path")]
@@ -70,6 +77,8 @@ impl Default for PromptRewriterConfig {
                 ..ServerConfig::default()
             },
             telemetry: TelemetryConfig::default(),
+            tensors: StoreConfig::default(),
+            cache_outputs: true,
             model_dir: expanded_default(DEFAULT_MODEL_DIR),
             device: "cpu".into(),
             dtype: "f32".into(),
@@ -109,6 +118,9 @@ impl PromptRewriterConfig {
 impl Validate for PromptRewriterConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.validate_stage_tables()?;
+        self.tensors
+            .validate()
+            .map_err(|e| ValidationError::new("tensors", e.to_string()))?;
         validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         if self.clip_tokenizer.as_os_str().is_empty() {
             return Err(ValidationError::new("clip_tokenizer", "must not be empty"));

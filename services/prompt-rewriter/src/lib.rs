@@ -9,12 +9,15 @@
 //! - [`compose`]: S^P from the fields within the CLIP token budget;
 //! - [`error`]: [`PromptRewriterError`] and its error codes;
 //! - [`grpc`]: the thin tonic adapter;
+//! - [`cached`]: [`cached::CachedPromptRewriter`], any [`PromptRewriter`] behind the stage
+//!   cache;
 //! - [`model_service`]: [`ModelBackedPromptRewriter`], over the batching model worker of
 //!   `storyreel_llm` and the CLIP tokenizer;
 //! - [`config`]: the `[prompt_rewriter]` table;
 //! - [`PromptRewriterStage`]: the stage on the shared skeleton (`storyreel_stage`):
 //!   served until shutdown, ready while its model is.
 
+pub mod cached;
 pub mod compose;
 pub mod config;
 pub mod error;
@@ -31,9 +34,11 @@ pub use model_service::ModelBackedPromptRewriter;
 pub use service::{Keywords, KeywordsRequest, ModelState, PromptRewriter, Rewrite, RewriteRequest};
 
 use std::sync::Arc;
+use storyreel_llm::OutputCache;
 use storyreel_proto::prompt_rewriter::prompt_rewriter_service_server::PromptRewriterServiceServer;
 use storyreel_runtime::with_message_limits;
 use storyreel_stage::{Adapter, Stage, metrics::MODEL_BUCKETS};
+use storyreel_tensors::StageCache;
 use tokio::sync::watch;
 use tonic::service::Routes;
 
@@ -58,7 +63,17 @@ impl Stage for PromptRewriterStage {
     type Service = dyn PromptRewriter;
 
     async fn start(config: &PromptRewriterConfig) -> anyhow::Result<Arc<dyn PromptRewriter>> {
-        Ok(Arc::new(ModelBackedPromptRewriter::start(config)?))
+        let model: Arc<dyn PromptRewriter> = Arc::new(ModelBackedPromptRewriter::start(config)?);
+        if !config.cache_outputs {
+            return Ok(model);
+        }
+        let store = storyreel_tensors::open_store(&config.tensors).await?;
+        let cache = OutputCache::new(StageCache::new(store, STAGE, true));
+        Ok(Arc::new(cached::CachedPromptRewriter::new(
+            model,
+            cache,
+            &config.negative_prompt,
+        )))
     }
 
     fn model_state(service: &dyn PromptRewriter) -> watch::Receiver<ModelState> {

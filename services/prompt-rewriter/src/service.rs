@@ -11,7 +11,7 @@ pub use storyreel_runtime::{JobInfo, ModelInfo, ModelState, StageStats};
 use tokio::sync::watch;
 
 /// A scene text S^D, or a prompt S^P, with its scene index.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SceneText {
     /// 0-7, distinct within a request.
     pub index: u32,
@@ -55,7 +55,7 @@ pub struct KeywordsRequest {
 
 /// Visual attributes of a scene (paper Fig. 3): lowercase short phrases, most important
 /// first, each list 0-16 entries of 1-64 characters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SceneAttributes {
     pub visual_elements: Vec<String>,
     /// Colour names only (see [`crate::parsing::is_colour_phrase`]).
@@ -65,7 +65,7 @@ pub struct SceneAttributes {
 }
 
 /// The diffusion prompt S^P of one scene.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScenePrompt {
     pub scene_index: u32,
     /// At most `max_clip_tokens` CLIP tokens.
@@ -88,7 +88,7 @@ pub struct Rewrite {
 }
 
 /// Keywords S^K of one scene: 1-`max_keywords` lowercase terms, no duplicates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SceneKeywords {
     pub scene_index: u32,
     pub keywords: Vec<String>,

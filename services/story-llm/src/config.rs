@@ -17,6 +17,7 @@ use storyreel_runtime::{
     telemetry::TelemetryConfig,
 };
 use storyreel_stage::serve::StageConfig;
+use storyreel_tensors::StoreConfig;
 
 /// The whole `[story_llm]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,12 @@ use storyreel_stage::serve::StageConfig;
 pub struct StoryLlmConfig {
     pub server: ServerConfig,
     pub telemetry: TelemetryConfig,
+    /// The tensor store of the stage cache (Redis in the mesh).
+    pub tensors: StoreConfig,
+    /// Keep finished stories of seeded requests in the stage cache (DESIGN.md §4): the
+    /// same request on the same model is answered without decoding again.
+    /// `context.bypass_cache` skips it per call.
+    pub cache_outputs: bool,
     /// Directory of the converted model (config.json, model.safetensors, tokenizer.json,
     /// tokenizer_config.json). `${NAME}` environment references are expanded at load.
     #[serde(deserialize_with = "deserialize_expanded_path")]
@@ -49,6 +56,8 @@ impl Default for StoryLlmConfig {
         Self {
             server: ServerConfig::default(),
             telemetry: TelemetryConfig::default(),
+            tensors: StoreConfig::default(),
+            cache_outputs: true,
             model_dir: expanded_default(DEFAULT_MODEL_DIR),
             device: "cpu".into(),
             dtype: "f32".into(),
@@ -82,6 +91,9 @@ impl StoryLlmConfig {
 impl Validate for StoryLlmConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.validate_stage_tables()?;
+        self.tensors
+            .validate()
+            .map_err(|e| ValidationError::new("tensors", e.to_string()))?;
         validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         self.batching.validate().map_err(|e| e.within("batching"))?;
         self.generation.validate().map_err(|e| e.within("generation"))?;

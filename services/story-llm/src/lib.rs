@@ -6,6 +6,7 @@
 //! - [`parsing`]: model output -> usable, distinct scene texts;
 //! - [`error`]: [`StoryLlmError`] and its error codes;
 //! - [`grpc`]: the thin tonic adapter;
+//! - [`cached`]: [`cached::CachedStoryLlm`], any [`StoryLlm`] behind the stage cache;
 //! - [`model_service`]: [`ModelBackedStoryLlm`], the [`StoryLlm`] over the model worker
 //!   of `storyreel_llm` (its own thread, static batching, cancellation);
 //! - [`config`]: the `[story_llm]` table;
@@ -15,6 +16,7 @@
 //! The model-backed [`StoryLlm`] ([`ModelBackedStoryLlm`], SmolLM2 on a batching worker
 //! thread) is what [`StoryLlmStage`] starts.
 
+pub mod cached;
 pub mod config;
 pub mod error;
 pub mod grpc;
@@ -30,9 +32,11 @@ pub use model_service::ModelBackedStoryLlm;
 pub use service::{ModelState, Story, StoryEvent, StoryLlm, StoryRequest};
 
 use std::sync::Arc;
+use storyreel_llm::OutputCache;
 use storyreel_proto::story_llm::story_llm_service_server::StoryLlmServiceServer;
 use storyreel_runtime::with_message_limits;
 use storyreel_stage::{Adapter, Stage, metrics::MODEL_BUCKETS};
+use storyreel_tensors::StageCache;
 use tokio::sync::watch;
 use tonic::service::Routes;
 
@@ -57,7 +61,13 @@ impl Stage for StoryLlmStage {
     type Service = dyn StoryLlm;
 
     async fn start(config: &StoryLlmConfig) -> anyhow::Result<Arc<dyn StoryLlm>> {
-        Ok(Arc::new(ModelBackedStoryLlm::start(config)?))
+        let model: Arc<dyn StoryLlm> = Arc::new(ModelBackedStoryLlm::start(config)?);
+        if !config.cache_outputs {
+            return Ok(model);
+        }
+        let store = storyreel_tensors::open_store(&config.tensors).await?;
+        let cache = OutputCache::new(StageCache::new(store, STAGE, true));
+        Ok(Arc::new(cached::CachedStoryLlm::new(model, cache)))
     }
 
     fn model_state(service: &dyn StoryLlm) -> watch::Receiver<ModelState> {

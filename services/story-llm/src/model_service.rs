@@ -67,6 +67,14 @@ impl ModelBackedStoryLlm {
         })
     }
 
+    /// Over a given worker (tests use a scripted one).
+    pub fn with_worker(worker: ModelWorker, max_attempts: u32) -> Self {
+        Self {
+            worker: Arc::new(worker),
+            max_attempts,
+        }
+    }
+
     /// The worker's counters (batches, cancellations).
     pub fn stats(&self) -> Arc<WorkerStats> {
         self.worker.stats().clone()

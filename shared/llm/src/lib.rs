@@ -6,10 +6,12 @@
 //! - [`chat`]: chat turns and pre-filled answers ([`ChatPrompt`]);
 //! - [`sampling`]: `SamplingParams` limits, server defaults and validation;
 //! - [`seed`]: request, job, attempt and item seeds;
+//! - [`output_cache`]: finished outputs in the stage cache ([`OutputCache`]);
 //! - [`error`]: the worker's error, [`WorkerError`].
 
 pub mod chat;
 pub mod error;
+pub mod output_cache;
 pub mod prefix_store;
 pub mod sampling;
 pub mod seed;
@@ -18,6 +20,7 @@ pub mod worker_config;
 
 pub use chat::{ChatMessage, ChatPrompt, Role};
 pub use error::WorkerError;
+pub use output_cache::OutputCache;
 pub use sampling::{GenerationDefaults, Sampling};
 pub use worker::{JobSampling, LlmJob, LlmOutput, ModelWorker, WorkerEvent, WorkerStats};
 pub use worker_config::{BatchingConfig, WorkerSettings};
@@ -25,7 +28,7 @@ pub use worker_config::{BatchingConfig, WorkerSettings};
 use storyreel_proto::common;
 
 /// Tokens processed by a request, over all its attempts (common.proto `TokenUsage`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenUsage {
     pub prompt_tokens: u64,
     pub generated_tokens: u64,

@@ -15,7 +15,7 @@ pub mod limits {
 }
 
 /// Sampling parameters with the server defaults applied, every field within its limits.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Sampling {
     /// 0.0-2.0; 0 is greedy.
     pub temperature: f32,
