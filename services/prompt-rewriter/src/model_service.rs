@@ -28,13 +28,12 @@ use crate::{
 };
 use futures::{StreamExt, TryStreamExt};
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, atomic::AtomicBool},
     time::{Duration, Instant},
 };
-use storyreel_llm::{ChatPrompt, JobSampling, LlmJob, ModelWorker, Sampling, WorkerEvent, WorkerStats, seed};
+use storyreel_llm::{
+    CancelOnDrop, ChatPrompt, JobSampling, LlmJob, ModelWorker, Sampling, WorkerEvent, WorkerStats, seed,
+};
 use storyreel_nn::clip_text::ClipTokenizer;
 use tokio::sync::{mpsc, watch};
 
@@ -113,15 +112,6 @@ impl ModelBackedPromptRewriter {
             return Err(PromptRewriterError::DeadlineExceeded);
         }
         Ok(model)
-    }
-}
-
-/// Sets the request's cancel flag when its future is dropped.
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
     }
 }
 

@@ -40,7 +40,7 @@ use std::{
     time::Instant,
 };
 use storyreel_llm::{
-    ChatPrompt, JobSampling, LlmJob, LlmOutput, ModelWorker, WorkerEvent, WorkerStats, seed,
+    CancelOnDrop, ChatPrompt, JobSampling, LlmJob, LlmOutput, ModelWorker, WorkerEvent, WorkerStats, seed,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -83,15 +83,6 @@ impl ModelBackedStoryLlm {
     /// Waits until the model is loaded; the reason when loading failed.
     pub async fn wait_ready(&self) -> Result<ModelInfo, String> {
         storyreel_runtime::model::wait_ready(self.worker.state()).await
-    }
-}
-
-/// Sets the cancel flag when the caller drops the stream.
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
     }
 }
 

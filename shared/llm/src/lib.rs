@@ -22,7 +22,7 @@ pub use chat::{ChatMessage, ChatPrompt, Role};
 pub use error::WorkerError;
 pub use output_cache::OutputCache;
 pub use sampling::{GenerationDefaults, Sampling};
-pub use worker::{JobSampling, LlmJob, LlmOutput, ModelWorker, WorkerEvent, WorkerStats};
+pub use worker::{CancelOnDrop, JobSampling, LlmJob, LlmOutput, ModelWorker, WorkerEvent, WorkerStats};
 pub use worker_config::{BatchingConfig, WorkerSettings};
 
 use storyreel_proto::common;

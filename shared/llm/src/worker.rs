@@ -96,6 +96,16 @@ impl LlmJob {
     }
 }
 
+/// Sets a request's cancel flag ([`LlmJob::cancelled`]) when dropped: held by the future
+/// or stream of a call, so a caller that goes away stops its decoding.
+pub struct CancelOnDrop(pub Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// What the worker sends back for a job.
 #[derive(Debug)]
 pub enum WorkerEvent {
