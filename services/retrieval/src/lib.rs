@@ -6,6 +6,7 @@
 //! - [`search`]: BM25 candidates, embedding re-rank, weighted fusion;
 //! - [`frames`]: stored frames -> the u8 (F, 3, H, W) reference tensor;
 //! - [`media`]: ffprobe and ffmpeg as child processes with a timeout;
+//! - [`media_root`]: a clip's `video_uri` confined to the media root;
 //! - [`encoder`]: the sentence encoder on the stage's model worker;
 //! - [`service`]: the plain trait [`Retrieval`] and [`CatalogRetrieval`];
 //! - [`validation`]: wire requests -> typed requests, limits of the proto;
@@ -23,6 +24,7 @@ pub mod grpc;
 pub mod ingest;
 pub mod manifest;
 pub mod media;
+pub mod media_root;
 pub mod search;
 pub mod service;
 pub mod synthetic;

@@ -161,7 +161,7 @@ fn main() {
     );
 
     let dir = cache().join("models/piper-en_US-joe-medium");
-    let mut piper = match PiperVoice::load(&dir, threads()) {
+    let mut piper = match PiperVoice::load(&dir, threads(), "") {
         Ok(piper) => piper,
         Err(err) => {
             println!("piper: skipped ({err}; run `make models`)");

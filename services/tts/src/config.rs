@@ -100,6 +100,9 @@ pub struct PiperConfig {
     pub model_dir: PathBuf,
     /// libtorch intra-op threads of the worker, 1-64.
     pub threads: i32,
+    /// The voice's served version (model pins, cache keys, metric labels); empty: the
+    /// voice directory's `make models` stamp, else a digest prefix.
+    pub model_version: String,
 }
 
 impl Default for PiperConfig {
@@ -108,6 +111,7 @@ impl Default for PiperConfig {
             enabled: true,
             model_dir: expanded_default(DEFAULT_PIPER_DIR),
             threads: 2,
+            model_version: String::new(),
         }
     }
 }

@@ -24,6 +24,22 @@ use tonic::{Request, Response, Status};
 #[derive(Clone)]
 pub struct TtsGrpc(pub Adapter<TtsStage>);
 
+impl TtsGrpc {
+    /// The voices requests are validated against; UNAVAILABLE while they are loading (or
+    /// failed to load).
+    fn voices(&self) -> Result<Vec<VoiceDescription>, Status> {
+        let voices = self.0.service.voices();
+        if voices.is_empty() {
+            let reason = match &*self.0.service.model_state().borrow() {
+                storyreel_runtime::ModelState::Failed(reason) => reason.clone(),
+                _ => "the voices are loading".into(),
+            };
+            return Err(to_status(&crate::TtsError::NotReady { reason }));
+        }
+        Ok(voices)
+    }
+}
+
 #[tonic::async_trait]
 impl TtsService for TtsGrpc {
     async fn synthesize(
@@ -32,8 +48,8 @@ impl TtsService for TtsGrpc {
     ) -> Result<Response<SynthesizeResponse>, Status> {
         let (metadata, _, message) = request.into_parts();
         let adapter = &self.0;
-        let mut request = validate_synthesize(message, &adapter.service.voices(), &adapter.config)
-            .map_err(|e| to_status(&e))?;
+        let mut request =
+            validate_synthesize(message, &self.voices()?, &adapter.config).map_err(|e| to_status(&e))?;
         let context =
             adapter
                 .calls
@@ -52,8 +68,7 @@ impl TtsService for TtsGrpc {
         let (metadata, _, message) = request.into_parts();
         let adapter = &self.0;
         let (mut request, encoding, chunk_samples) =
-            validate_stream(message, &adapter.service.voices(), &adapter.config)
-                .map_err(|e| to_status(&e))?;
+            validate_stream(message, &self.voices()?, &adapter.config).map_err(|e| to_status(&e))?;
         let context = adapter.calls.begin_request(
             "synthesize_stream",
             &metadata,
@@ -74,9 +89,7 @@ impl TtsService for TtsGrpc {
         let language = request.into_inner().language.to_lowercase();
         let default = self.0.config.default_voice.clone();
         let mut voices: Vec<wire::Voice> = self
-            .0
-            .service
-            .voices()
+            .voices()?
             .into_iter()
             .filter(|v| {
                 language.is_empty()

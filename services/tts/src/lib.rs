@@ -65,7 +65,7 @@ pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
         let piper = config.piper.clone();
         let id = PiperVoice::id_of(&piper.model_dir);
         let loader: VoiceLoader = Box::new(move || {
-            PiperVoice::load(&piper.model_dir, piper.threads)
+            PiperVoice::load(&piper.model_dir, piper.threads, &piper.model_version)
                 .map(|v| Box::new(v) as Box<dyn Voice>)
                 .map_err(|e| TtsError::Load {
                     voice: format!("piper ({})", piper.model_dir.display()),
@@ -79,18 +79,12 @@ pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
     loaders.into_iter().map(|(_, loader)| loader).collect()
 }
 
-/// The service of `config`: its voices on the worker thread and its tensor store. Returns
-/// once the voices are loaded: requests are validated against them.
+/// The service of `config`: its voices on the worker thread (loading in the background:
+/// health is SERVING once they are loaded, calls before that are UNAVAILABLE) and its
+/// tensor store.
 pub async fn start_service(config: &TtsConfig) -> Result<Arc<WorkerTts>, TtsError> {
     let store = storyreel_tensors::open_store(&config.tensors).await?;
-    let worker = SynthesisWorker::start(voice_loaders(config), config.worker())?;
-    worker.wait_ready().await?;
-    if !worker.voices().iter().any(|v| v.id == config.default_voice) {
-        return Err(TtsError::Load {
-            voice: config.default_voice.clone(),
-            reason: "`default_voice` is none of the configured voices".into(),
-        });
-    }
+    let worker = SynthesisWorker::start(voice_loaders(config), config.worker(), &config.default_voice)?;
     let cache = StageCache::new(store, STAGE, config.cache_outputs);
     Ok(Arc::new(WorkerTts::new(worker, cache)))
 }

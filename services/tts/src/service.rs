@@ -111,6 +111,11 @@ impl WorkerTts {
         WorkerTts { worker, cache }
     }
 
+    /// Waits until the voices are loaded; why, when they could not be.
+    pub async fn wait_ready(&self) -> Result<ModelInfo, TtsError> {
+        self.worker.wait_ready().await
+    }
+
     fn voice(&self, id: &str) -> Result<&VoiceDescription, TtsError> {
         self.worker
             .voices()

@@ -103,8 +103,15 @@ pub struct SynthesisWorker {
 
 impl SynthesisWorker {
     /// Starts the worker, which loads the voices (in order; the first is the default) on
-    /// its thread; [`SynthesisWorker::wait_ready`] waits for them.
-    pub fn start(loaders: Vec<VoiceLoader>, config: WorkerConfig) -> Result<Self, TtsError> {
+    /// its thread; [`SynthesisWorker::wait_ready`] waits for them. Loading fails (the
+    /// service then reports NOT_SERVING with the reason) when a voice does not load or
+    /// `default_voice` is none of them.
+    pub fn start(
+        loaders: Vec<VoiceLoader>,
+        config: WorkerConfig,
+        default_voice: &str,
+    ) -> Result<Self, TtsError> {
+        let default_voice = default_voice.to_string();
         let voices = Arc::new(OnceLock::new());
         let loaded = voices.clone();
         let worker = ModelWorker::spawn(WorkerSettings::new(crate::STAGE, config), move || {
@@ -114,6 +121,13 @@ impl SynthesisWorker {
                 let voice = load().map_err(|e| e.to_string())?;
                 descriptions.push(voice.description().clone());
                 voices.insert(voice.description().id.clone(), voice);
+            }
+            if !descriptions.iter().any(|v| v.id == default_voice) {
+                let loaded: Vec<&str> = descriptions.iter().map(|v| v.id.as_str()).collect();
+                return Err(format!(
+                    "`default_voice` `{default_voice}` is none of the configured voices ({})",
+                    loaded.join(", ")
+                ));
             }
             let model = served_model(&descriptions);
             let _ = loaded.set(descriptions);

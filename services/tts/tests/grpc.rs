@@ -54,7 +54,8 @@ async fn start_with(with_piper: bool, cache_outputs: bool) -> Running {
     }
     let service = storyreel_tts::start_service(&config)
         .await
-        .expect("the voices load");
+        .expect("the service starts");
+    service.wait_ready().await.expect("the voices load");
     let store = storyreel_tensors::open_store(&config.tensors).await.unwrap();
     let server = TestServer::stage::<TtsStage>(config, service as Arc<dyn Tts>).await;
     let client = TtsServiceClient::new(server.channel().await);
@@ -456,4 +457,40 @@ async fn reflection_v1alpha_lists_and_describes_the_service() {
     .await
     .unwrap();
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_voice_that_is_not_served_fails_loading_and_calls_are_unavailable() {
+    let mut config = TtsConfig {
+        default_voice: "espeak-ng:xx".into(),
+        tensors: storyreel_tensors::StoreConfig {
+            backend: storyreel_tensors::Backend::Memory,
+            ..Default::default()
+        },
+        ..TtsConfig::default()
+    };
+    config.piper.enabled = false;
+    let service = storyreel_tts::start_service(&config)
+        .await
+        .expect("the service starts");
+    let err = service.wait_ready().await.expect_err("loading fails");
+    assert!(
+        err.to_string().contains("`default_voice` `espeak-ng:xx`"),
+        "{err}"
+    );
+    let server = TestServer::stage::<TtsStage>(config, service as Arc<dyn Tts>).await;
+    let mut client = TtsServiceClient::new(server.channel().await);
+    let status = client
+        .synthesize(SynthesizeRequest {
+            scenes: vec![Scene {
+                index: 0,
+                text: "Hello.".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect_err("no voices");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.message().contains("default_voice"), "{}", status.message());
+    server.shutdown().await;
 }

@@ -14,7 +14,7 @@ fn phoneme_ids_equal_pipers() {
         Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
         _ => PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/storyreel"),
     };
-    let voice = PiperVoice::load(&cache.join("models/piper-en_US-joe-medium"), 1)
+    let voice = PiperVoice::load(&cache.join("models/piper-en_US-joe-medium"), 1, "")
         .expect("the Piper voice loads (run `make models`)");
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/nn/tests/fixtures/piper");
     let meta: serde_json::Value =

@@ -11,6 +11,7 @@
 //! Tolerance: relative error `max|rust - torch| / max|torch| <= 1e-4` (f32, DESIGN.md §5).
 
 use std::path::{Path, PathBuf};
+use storyreel_test_support::relative_error;
 
 use storyreel_nn::{
     DType, DeviceSpec, WeightsError,
@@ -48,13 +49,6 @@ fn load(config: &ClipTextConfig, weights: &Path) -> Result<ClipTextModel, ClipTe
 
 fn model() -> ClipTextModel {
     load(&config(), &fixtures().join("model.safetensors")).unwrap()
-}
-
-/// `max|got - want| / max|want|`, after checking the shapes agree.
-fn relative_error(got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.size(), want.size());
-    let diff = (got - want).abs().max().double_value(&[]);
-    diff / want.abs().max().double_value(&[])
 }
 
 fn assert_close(name: &str, got: &Tensor, want: &Tensor) {

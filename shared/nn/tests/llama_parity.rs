@@ -16,6 +16,7 @@ use storyreel_nn::{
     generation::{Detokenizer, GenerationRequest, NoStream, generate},
     llama::{LlamaConfig, LlamaError, LlamaForCausalLM, weight_files},
 };
+use storyreel_test_support::relative_error;
 use tch::{Device, Kind, Tensor};
 
 const TOLERANCE: f64 = 1e-4;
@@ -44,15 +45,6 @@ fn load(name: &str) -> LlamaForCausalLM {
     LlamaForCausalLM::load(fixture_dir(name), DeviceSpec::Cpu, DType::F32).unwrap()
 }
 
-/// max |got - want| / max |want|
-fn rel_error(got: &Tensor, want: &Tensor) -> f64 {
-    let got = got.to_kind(Kind::Double);
-    let want = want.to_kind(Kind::Double);
-    assert_eq!(got.size(), want.size());
-    let diff = (&got - &want).abs().max().double_value(&[]);
-    diff / want.abs().max().double_value(&[])
-}
-
 fn ids(t: &Tensor) -> Vec<u32> {
     Vec::<i64>::try_from(t.flatten(0, -1))
         .unwrap()
@@ -75,7 +67,7 @@ fn logits_of_one_prompt_match_transformers() {
         let model = load(name);
         let r = reference(name);
         let got = model.forward(&r["single_input_ids"], None, None, None).unwrap();
-        let err = rel_error(&got, &r["single_logits"]);
+        let err = relative_error(&got, &r["single_logits"]);
         eprintln!("{name}: single-prompt logits, relative error {err:.2e}");
         assert!(
             err <= TOLERANCE,
@@ -102,12 +94,12 @@ fn logits_of_a_left_padded_batch_match_transformers() {
         let derived = model
             .forward(&r["batch_input_ids"], Some(mask), None, None)
             .unwrap();
-        assert_eq!(rel_error(&derived, &got), 0.0, "{name}");
+        assert_eq!(relative_error(&derived, &got), 0.0, "{name}");
         // padded positions are garbage in both implementations: compare real tokens only
         let real = mask.unsqueeze(-1).to_kind(Kind::Bool);
         let got = got.masked_select(&real);
         let want = r["batch_logits"].masked_select(&real);
-        let err = rel_error(&got, &want);
+        let err = relative_error(&got, &want);
         eprintln!("{name}: padded-batch logits, relative error {err:.2e}");
         assert!(
             err <= TOLERANCE,
@@ -134,8 +126,8 @@ fn a_padded_batch_computes_what_each_prompt_computes_alone() {
         let long = model.forward(&r["single_input_ids"], None, None, None).unwrap();
         let short_ids = r["batch_input_ids"].get(1).narrow(0, 5, 6).unsqueeze(0);
         let short = model.forward(&short_ids, None, None, None).unwrap();
-        let e0 = rel_error(&batch.get(0), &long.get(0));
-        let e1 = rel_error(&batch.get(1).narrow(0, 5, 6), &short.get(0));
+        let e0 = relative_error(&batch.get(0), &long.get(0));
+        let e1 = relative_error(&batch.get(1).narrow(0, 5, 6), &short.get(0));
         eprintln!("{name}: padded vs alone, relative error {e0:.2e} / {e1:.2e}");
         assert!(e0 <= TOLERANCE && e1 <= TOLERANCE, "{name}: {e0:.2e} {e1:.2e}");
     }
@@ -194,7 +186,7 @@ fn kv_cache_decoding_equals_full_recomputation() {
             );
         }
         assert_eq!(cache.len() as i64, total);
-        let err = rel_error(&Tensor::cat(&steps, 1), &full);
+        let err = relative_error(&Tensor::cat(&steps, 1), &full);
         eprintln!("{name}: token-by-token cache vs full, relative error {err:.2e}");
         assert!(err <= TOLERANCE, "{name}: {err:.2e}");
 
@@ -209,7 +201,7 @@ fn kv_cache_decoding_equals_full_recomputation() {
                     .unwrap()
             })
             .collect();
-        let err = rel_error(&Tensor::cat(&chunks, 1), &full);
+        let err = relative_error(&Tensor::cat(&chunks, 1), &full);
         assert!(err <= TOLERANCE, "{name}: chunked {err:.2e}");
     }
 }
@@ -245,7 +237,7 @@ fn kv_cache_decoding_of_a_padded_batch_equals_full_recomputation() {
     }
     let real = mask.unsqueeze(-1).to_kind(Kind::Bool);
     let got = Tensor::cat(&steps, 1).masked_select(&real);
-    let err = rel_error(&got, &full.masked_select(&real));
+    let err = relative_error(&got, &full.masked_select(&real));
     eprintln!("{name}: padded batch, cache vs full, relative error {err:.2e}");
     assert!(err <= TOLERANCE, "{err:.2e}");
 }
@@ -306,7 +298,7 @@ fn half_precision_runs_close_to_f32() {
         assert_eq!(model.kind(), dtype.kind());
         let got = model.forward(&r["single_input_ids"], None, None, None).unwrap();
         assert_eq!(got.kind(), dtype.kind());
-        let err = rel_error(&got, &r["single_logits"]);
+        let err = relative_error(&got, &r["single_logits"]);
         eprintln!("{name}: {dtype:?} logits vs transformers f32, relative error {err:.2e}");
         assert!(err < 5e-2, "{dtype:?}: {err:.2e}");
     }

