@@ -70,32 +70,37 @@ where
         );
         // An invalid or absent parent just starts a new trace.
         let _ = span.set_parent(crate::propagation::extract_parent(request.headers()));
-        let started = Instant::now();
+        // Recorded once: when the response body ends, or, if the call is dropped before
+        // it has one (the server's request timeout), as CANCELLED.
+        let mut watcher = CallWatcher(Some(CallEnd {
+            method,
+            started: Instant::now(),
+            code: None,
+            span: span.clone(),
+        }));
         let fut = inner.call(request);
-        let body_span = span.clone();
         Box::pin(
             async move {
-                let response = fut.await?;
+                let response = match fut.await {
+                    Ok(response) => response,
+                    Err(err) => {
+                        watcher.end("transport");
+                        return Err(err);
+                    }
+                };
                 // Errors and trailers-only responses carry grpc-status in the headers; any
                 // other call, a stream above all, ends with it in the trailers: the call
                 // is counted and timed when its body ends.
-                let code = response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let end = CallEnd {
-                    method,
-                    started,
-                    code,
-                    span: body_span,
-                };
-                Ok(response.map(|body| {
-                    tonic::body::Body::new(MeasuredBody {
-                        inner: tonic::body::Body::new(body),
-                        end: Some(end),
-                    })
-                }))
+                if let (Some(code), Some(end)) = (
+                    response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok()),
+                    watcher.0.as_mut(),
+                ) {
+                    end.code = Some(code.to_string());
+                }
+                Ok(response.map(|body| watched(body, watcher)))
             }
             .instrument(span),
         )
@@ -113,7 +118,8 @@ struct CallEnd {
 
 impl CallEnd {
     /// `code`: the status seen, else `fallback` (`0` for a body that ended without one,
-    /// `cancelled` when the client went away, `transport` for a failed body).
+    /// `1` (CANCELLED) when the call or its body was dropped unfinished: the client went
+    /// away or the request timeout cut it; `transport` for a failed body).
     fn record(self, fallback: &str) {
         let code = self.code.unwrap_or_else(|| fallback.to_string());
         self.span.record("rpc.grpc.status_code", code.as_str());
@@ -126,13 +132,65 @@ impl CallEnd {
     }
 }
 
-/// A response body that records its call when it ends.
-struct MeasuredBody {
-    inner: tonic::body::Body,
-    end: Option<CallEnd>,
+/// Records its call when the response body ends (or is dropped unfinished).
+struct CallWatcher(Option<CallEnd>);
+
+impl BodyWatcher for CallWatcher {
+    fn frame(&mut self, frame: &http_body::Frame<bytes::Bytes>) {
+        let status = frame
+            .trailers_ref()
+            .and_then(|t| t.get("grpc-status"))
+            .and_then(|v| v.to_str().ok());
+        if let (Some(status), Some(end)) = (status, self.0.as_mut()) {
+            end.code = Some(status.to_string());
+        }
+    }
+
+    fn end(&mut self, fallback: &str) {
+        if let Some(end) = self.0.take() {
+            end.record(fallback);
+        }
+    }
 }
 
-impl http_body::Body for MeasuredBody {
+impl Drop for CallWatcher {
+    /// Dropped before its end: the request timeout dropped the call, hyper stopped polling
+    /// a body whose stream the client reset, or a unary body whose last frame was its
+    /// trailers was dropped without a final poll (its code is known then).
+    fn drop(&mut self) {
+        self.end("1");
+    }
+}
+
+/// What a response body tells the one watching it: each frame, and how it ended (the
+/// status to assume when no grpc-status was seen).
+trait BodyWatcher: Send + Unpin + 'static {
+    fn frame(&mut self, _frame: &http_body::Frame<bytes::Bytes>) {}
+    fn end(&mut self, _fallback: &str) {}
+}
+
+/// A concurrency permit held as long as the body: released when it is dropped.
+impl BodyWatcher for OwnedSemaphorePermit {}
+
+/// `body` with `watcher` looking on.
+fn watched<B, W>(body: B, watcher: W) -> tonic::body::Body
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+    W: BodyWatcher,
+{
+    tonic::body::Body::new(WatchedBody {
+        inner: tonic::body::Body::new(body),
+        watcher,
+    })
+}
+
+struct WatchedBody<W> {
+    inner: tonic::body::Body,
+    watcher: W,
+}
+
+impl<W: BodyWatcher> http_body::Body for WatchedBody<W> {
     type Data = bytes::Bytes;
     type Error = tonic::Status;
 
@@ -142,26 +200,9 @@ impl http_body::Body for MeasuredBody {
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                let status = frame
-                    .trailers_ref()
-                    .and_then(|t| t.get("grpc-status"))
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                if let (Some(status), Some(end)) = (status, self.end.as_mut()) {
-                    end.code = Some(status);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => {
-                if let Some(end) = self.end.take() {
-                    end.record("transport");
-                }
-            }
-            Poll::Ready(None) => {
-                if let Some(end) = self.end.take() {
-                    end.record("0");
-                }
-            }
+            Poll::Ready(Some(Ok(frame))) => self.watcher.frame(frame),
+            Poll::Ready(Some(Err(_))) => self.watcher.end("transport"),
+            Poll::Ready(None) => self.watcher.end("0"),
             Poll::Pending => {}
         }
         polled
@@ -173,17 +214,6 @@ impl http_body::Body for MeasuredBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-impl Drop for MeasuredBody {
-    fn drop(&mut self) {
-        if let Some(end) = self.end.take() {
-            // Dropped before its end: hyper stops polling a body whose stream the client
-            // reset, and a unary body whose last frame was its trailers may be dropped
-            // without a final poll.
-            end.record("cancelled");
-        }
     }
 }
 
@@ -249,12 +279,7 @@ where
                 // counts until its last message, not just until its headers.
                 Box::pin(async move {
                     let response = fut.await?;
-                    Ok(response.map(|body| {
-                        tonic::body::Body::new(PermitBody {
-                            inner: tonic::body::Body::new(body),
-                            _permit: permit,
-                        })
-                    }))
+                    Ok(response.map(|body| watched(body, permit)))
                 })
             }
             Err(_) => {
@@ -266,31 +291,5 @@ where
                 Box::pin(async move { Ok(status.into_http()) })
             }
         }
-    }
-}
-
-/// A response body that holds a concurrency permit until it is finished or dropped.
-struct PermitBody {
-    inner: tonic::body::Body,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl http_body::Body for PermitBody {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }

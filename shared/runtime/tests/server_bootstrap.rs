@@ -6,7 +6,7 @@ mod common;
 
 use common::{SERVICE_NAME, TestService, client, raw_channel, start};
 use std::time::Duration;
-use storyreel_proto::prompt_rewriter::RewriteRequest;
+use storyreel_proto::prompt_rewriter::{KeywordsRequest, RewriteRequest};
 use storyreel_runtime::ServerConfig;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -206,5 +206,55 @@ async fn oversized_messages_are_refused() {
     };
     let status = rewriter.rewrite(request).await.unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn calls_are_counted_and_timed_when_their_response_ends_with_its_code() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.01, 0.1, 1.0, 10.0])
+        .unwrap()
+        .build_recorder();
+    let handle = recorder.handle();
+    // the server, its connections and the client all run on this thread
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let service = TestService {
+        delay: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let config = ServerConfig {
+        request_timeout_ms: 200,
+        ..Default::default()
+    };
+    let server = start(service, config, true).await;
+    let mut rewriter = client(&server.endpoint()).await;
+    rewriter.keywords(KeywordsRequest::default()).await.unwrap();
+    rewriter.rewrite(RewriteRequest::default()).await.unwrap_err();
+    let method = |name: &str| format!("/storyreel.prompt_rewriter.v1.PromptRewriterService/{name}");
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let rendered = loop {
+        let rendered = handle.render();
+        let keywords_done = rendered.contains(&format!(
+            "storyreel_grpc_requests_total{{method=\"{}\",code=\"0\"}} 1",
+            method("Keywords")
+        ));
+        // the server's timeout answers DEADLINE_EXCEEDED (4) or CANCELLED (1)
+        let rewrite_done = ["4", "1"].iter().any(|code| {
+            rendered.contains(&format!(
+                "storyreel_grpc_requests_total{{method=\"{}\",code=\"{code}\"}} 1",
+                method("Rewrite")
+            ))
+        });
+        if keywords_done && rewrite_done {
+            break rendered;
+        }
+        assert!(std::time::Instant::now() < until, "not recorded:\n{rendered}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // latency is a histogram (buckets), so replicas' figures can be summed
+    assert!(
+        rendered.contains("storyreel_grpc_request_duration_seconds_bucket{"),
+        "{rendered}"
+    );
     server.shutdown().await.unwrap();
 }

@@ -150,23 +150,22 @@ impl CallContext {
         self.cancelled.clone()
     }
 
+    /// The deadline, the span, and the guard that records the call once.
+    fn into_parts(self) -> (Instant, tracing::Span, EndGuard) {
+        let guard = EndGuard {
+            record: Some(self.record),
+            cancelled: self.cancelled,
+        };
+        (self.deadline, self.span, guard)
+    }
+
     /// Runs a unary call under the deadline and the span; records the metric.
     pub async fn unary<T, E, F>(self, call: F) -> Result<T, Status>
     where
         E: HasErrorCode,
         F: Future<Output = Result<T, E>>,
     {
-        let CallContext {
-            deadline,
-            span,
-            cancelled,
-            record,
-            ..
-        } = self;
-        let mut guard = EndGuard {
-            record: Some(record),
-            cancelled,
-        };
+        let (deadline, span, mut guard) = self.into_parts();
         let result = match tokio::time::timeout_at(deadline.into(), call.instrument(span.clone())).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(span.in_scope(|| failed(&err))),
@@ -197,14 +196,7 @@ impl CallContext {
             Ok(Err(err)) => self.span.in_scope(|| failed(&err)),
             Err(_) => to_status(&DeadlineExceeded),
         };
-        let CallContext {
-            cancelled, record, ..
-        } = self;
-        EndGuard {
-            record: Some(record),
-            cancelled,
-        }
-        .finish(failure.code());
+        self.into_parts().2.finish(failure.code());
         Err(failure)
     }
 
@@ -216,20 +208,11 @@ impl CallContext {
         E: HasErrorCode + Send + 'static,
         S: Stream<Item = Result<T, E>> + Send + 'static,
     {
-        let CallContext {
-            deadline,
-            span,
-            cancelled,
-            record,
-            ..
-        } = self;
+        let (deadline, span, guard) = self.into_parts();
         let state = StreamState {
             events: events.boxed(),
             sleep: Box::pin(tokio::time::sleep_until(deadline.into())),
-            guard: EndGuard {
-                record: Some(record),
-                cancelled,
-            },
+            guard,
             span,
         };
         futures::stream::unfold(Some(state), |state| async move {
