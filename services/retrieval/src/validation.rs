@@ -11,7 +11,7 @@ use storyreel_proto::retrieval::{self as wire};
 use storyreel_runtime::{
     ValidationError,
     job::validate_context,
-    text::{check_max_chars, check_no_control_chars, excerpt},
+    text::{check_char_len, check_max_chars, check_no_control_chars, check_trimmed_len, excerpt},
 };
 
 pub const KEYWORDS_MAX: usize = 32;
@@ -67,14 +67,7 @@ pub fn validate_search(
     let mut cleaned = Vec::with_capacity(keywords.len());
     for (i, keyword) in keywords.into_iter().enumerate() {
         let field = format!("keywords[{i}]");
-        let keyword = keyword.trim().to_string();
-        let chars = keyword.chars().count();
-        if chars == 0 || chars > KEYWORD_MAX_CHARS {
-            return Err(ValidationError::new(
-                field,
-                format!("must be 1-{KEYWORD_MAX_CHARS} characters (trimmed), got {chars}"),
-            ));
-        }
+        let keyword = check_trimmed_len(&field, &keyword, 1, KEYWORD_MAX_CHARS)?.to_string();
         check_no_control_chars(&field, &keyword)?;
         cleaned.push(keyword);
     }
@@ -183,13 +176,7 @@ fn validate_filters(filters: wire::SearchFilters) -> Result<Filters, ValidationE
         ));
     }
     for (i, licence) in licences.iter().enumerate() {
-        let chars = licence.chars().count();
-        if chars == 0 || chars > LICENCE_MAX_CHARS {
-            return Err(ValidationError::new(
-                format!("filters.licences[{i}]"),
-                format!("must be 1-{LICENCE_MAX_CHARS} characters, got {chars}"),
-            ));
-        }
+        check_char_len(&format!("filters.licences[{i}]"), licence, 1, LICENCE_MAX_CHARS)?;
     }
     Ok(Filters {
         min_duration_s,
@@ -238,14 +225,7 @@ pub fn validate_clip(spec: &ClipSpec) -> Result<ClipSpec, ValidationError> {
             ),
         ));
     }
-    let caption = spec.caption.trim().to_string();
-    let chars = caption.chars().count();
-    if chars == 0 || chars > CAPTION_MAX_CHARS {
-        return Err(ValidationError::new(
-            "clip.caption",
-            format!("must be 1-{CAPTION_MAX_CHARS} characters, got {chars}"),
-        ));
-    }
+    let caption = check_trimmed_len("clip.caption", &spec.caption, 1, CAPTION_MAX_CHARS)?.to_string();
     check_no_control_chars("clip.caption", &caption)?;
     if spec.tags.len() > TAGS_MAX {
         return Err(ValidationError::new(
@@ -255,27 +235,15 @@ pub fn validate_clip(spec: &ClipSpec) -> Result<ClipSpec, ValidationError> {
     }
     let mut tags = Vec::with_capacity(spec.tags.len());
     for (i, tag) in spec.tags.iter().enumerate() {
-        let tag = tag.trim().to_lowercase();
-        let chars = tag.chars().count();
-        if chars == 0 || chars > TAG_MAX_CHARS {
-            return Err(ValidationError::new(
-                format!("clip.tags[{i}]"),
-                format!("must be 1-{TAG_MAX_CHARS} characters, got {chars}"),
-            ));
-        }
-        check_no_control_chars(&format!("clip.tags[{i}]"), &tag)?;
+        let field = format!("clip.tags[{i}]");
+        let tag = check_trimmed_len(&field, tag, 1, TAG_MAX_CHARS)?.to_lowercase();
+        check_no_control_chars(&field, &tag)?;
         tags.push(tag);
     }
     if spec.video_uri.is_empty() {
         return Err(ValidationError::new("clip.video_uri", "must not be empty"));
     }
-    let chars = spec.licence.chars().count();
-    if chars == 0 || chars > LICENCE_MAX_CHARS {
-        return Err(ValidationError::new(
-            "clip.licence",
-            format!("must be 1-{LICENCE_MAX_CHARS} characters, got {chars}"),
-        ));
-    }
+    check_char_len("clip.licence", &spec.licence, 1, LICENCE_MAX_CHARS)?;
     check_max_chars("clip.source_uri", &spec.source_uri, SOURCE_URI_MAX_CHARS)?;
     Ok(ClipSpec {
         clip_id: id.clone(),
@@ -338,11 +306,11 @@ mod tests {
             ),
             (
                 Box::new(|r| r.keywords[1] = "  ".into()),
-                "`keywords[1]` must be 1-64 characters (trimmed), got 0",
+                "`keywords[1]` must be 1-64 characters (after trimming), got empty",
             ),
             (
                 Box::new(|r| r.keywords[0] = "y".repeat(65)),
-                "`keywords[0]` must be 1-64 characters (trimmed), got 65",
+                "`keywords[0]` must be 1-64 characters (after trimming), got 65 characters",
             ),
             (
                 Box::new(|r| r.prompt = "p".repeat(2001)),

@@ -16,7 +16,7 @@ use storyreel_runtime::{
     ValidationError,
     config::check_range,
     job::validate_context,
-    text::{check_no_control_chars, excerpt},
+    text::{check_max_chars, check_no_control_chars, excerpt},
 };
 
 pub const MAX_SCENES: usize = 8;
@@ -175,16 +175,7 @@ fn validate_scenes(scenes: Vec<Scene>, config: &TtsConfig) -> Result<Vec<SceneTe
             ));
         }
         let field = format!("scenes[{i}].text");
-        let chars = scene.text.chars().count();
-        if chars > config.max_text_chars {
-            return Err(ValidationError::new(
-                field,
-                format!(
-                    "must be at most {} characters, got {chars}",
-                    config.max_text_chars
-                ),
-            ));
-        }
+        check_max_chars(&field, &scene.text, config.max_text_chars)?;
         check_no_control_chars(&field, &scene.text)?;
         let sentences: Vec<Sentence> = split_sentences(&scene.text, config.max_sentence_chars)
             .into_iter()

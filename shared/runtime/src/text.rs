@@ -15,6 +15,18 @@ pub fn check_max_chars(field: &str, value: &str, max: usize) -> Result<(), Valid
     Ok(())
 }
 
+/// Between `min` and `max` characters, as given (not trimmed).
+pub fn check_char_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), ValidationError> {
+    let chars = value.chars().count();
+    if chars < min || chars > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be {min}-{max} characters, got {chars}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Between `min` and `max` characters after trimming; returns the trimmed text.
 pub fn check_trimmed_len<'a>(
     field: &str,
@@ -68,6 +80,14 @@ mod tests {
         assert!(check_max_chars("title", "ééé", 3).is_ok());
         let err = check_max_chars("title", "éééé", 3).unwrap_err();
         assert_eq!(err.to_string(), "`title` must be at most 3 characters, got 4");
+    }
+
+    #[test]
+    fn lengths_as_given_are_checked_both_ways() {
+        assert!(check_char_len("licence", "MIT", 1, 64).is_ok());
+        let err = check_char_len("licence", "", 1, 64).unwrap_err();
+        assert_eq!(err.to_string(), "`licence` must be 1-64 characters, got 0");
+        assert!(check_char_len("licence", &"x".repeat(65), 1, 64).is_err());
     }
 
     #[test]
