@@ -127,7 +127,10 @@ fn keyframe_request_round_trips() {
             scheduler: common::Scheduler::DpmSolverPp2m.into(),
             karras_sigmas: true,
         }),
-        resolution: common::Resolution::Resolution512.into(),
+        size: Some(common::FrameSize {
+            width: 768,
+            height: 448,
+        }),
         n_frames: Some(16),
         reference_latents: Some(tensor_ref()),
         reference_strength: Some(0.6),
@@ -138,5 +141,5 @@ fn keyframe_request_round_trips() {
     // `optional` keeps an explicit zero apart from "unset".
     assert_eq!(decoded.seed, Some(0));
     assert_eq!(keyframe::GenerateRequest::default().seed, None);
-    assert_eq!(decoded.resolution(), common::Resolution::Resolution512);
+    assert_eq!(decoded.size.map(|s| (s.width, s.height)), Some((768, 448)));
 }

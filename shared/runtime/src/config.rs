@@ -80,7 +80,11 @@ pub fn check_range<T: PartialOrd + std::fmt::Display>(
     min: T,
     max: T,
 ) -> Result<(), ValidationError> {
-    if value < min || value > max {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    // NaN compares as neither: it is outside every range.
+    let within = matches!(value.partial_cmp(&min), Some(Greater | Equal))
+        && matches!(value.partial_cmp(&max), Some(Less | Equal));
+    if !within {
         return Err(ValidationError::new(
             field,
             format!("must be between {min} and {max}, got {value}"),

@@ -1,0 +1,133 @@
+//! keyframe: a scene's prompt S^P -> key-frame latents with a video latent diffusion model
+//! (UNet with temporal attention, classifier-free guidance; paper eq. 4-5), optionally
+//! started from noised reference latents, over gRPC.
+//!
+//! - [`validation`]: wire request -> [`service::KeyframeRequest`], limits of the proto;
+//! - [`model`]: the video pipeline on the stage's model worker (progress per step,
+//!   cancellation at the next step);
+//! - [`service`]: the plain trait [`Keyframe`] and [`WorkerKeyframe`] (worker, tensor
+//!   store, stage cache);
+//! - [`grpc`]: the thin tonic adapter; [`config`]: the `[keyframe]` table;
+//!   [`error`]: [`KeyframeError`] and its codes;
+//! - [`KeyframeStage`]: the stage on the shared skeleton (`storyreel_stage`).
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod model;
+pub mod service;
+pub mod validation;
+
+pub use config::KeyframeConfig;
+pub use error::KeyframeError;
+pub use service::{Keyframe, WorkerKeyframe};
+
+use std::{path::Path, sync::Arc};
+use storyreel_nn::{
+    DType, DeviceSpec,
+    clip_text::ClipTokenizer,
+    diffusion::pipeline::{PipelinePaths, VideoPipeline},
+};
+use storyreel_proto::keyframe::keyframe_service_server::KeyframeServiceServer;
+use storyreel_runtime::{
+    ModelInfo, ModelState,
+    model_identity::{IdentityOverrides, identify_model_dir},
+    with_message_limits,
+};
+use storyreel_stage::{Adapter, ModelWorker, Stage, WorkerSettings, metrics::DIFFUSION_BUCKETS};
+use storyreel_tensors::StageCache;
+use tokio::sync::watch;
+use tonic::service::Routes;
+
+/// The fully-qualified gRPC service name (health status, reflection).
+pub const SERVICE_NAME: &str = "storyreel.keyframe.v1.KeyframeService";
+/// The stage name: process, metric label, thread name, tensor keys.
+pub const STAGE: &str = "keyframe";
+
+/// The pipeline's identity: the whole directory's (version configured or from its stamp)
+/// with the text encoder, the UNet and the motion adapter as components.
+pub fn pipeline_identity(dir: &Path, version: &str) -> Result<ModelInfo, String> {
+    let name = |part: &str| format!("{}/{part}", dir.file_name().unwrap_or_default().to_string_lossy());
+    let mut whole = identify_model_dir(
+        dir,
+        IdentityOverrides {
+            name: None,
+            version: Some(version),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    for part in ["text_encoder", "unet", "motion_adapter"] {
+        let part_name = name(part);
+        let identity = identify_model_dir(
+            &dir.join(part),
+            IdentityOverrides {
+                name: Some(&part_name),
+                version: Some(&whole.version),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        whole.components.push(identity);
+    }
+    Ok(whole)
+}
+
+/// The service of `config`: the pipeline loading on its worker (health is SERVING once it
+/// has loaded), the CLIP tokenizer for validation, the tensor store and the stage cache.
+pub async fn start_service(config: &KeyframeConfig) -> Result<Arc<WorkerKeyframe>, KeyframeError> {
+    let tokenizer_path = config.model_dir.join("tokenizer/tokenizer.json");
+    let tokenizer = ClipTokenizer::from_file(&tokenizer_path).map_err(|e| {
+        KeyframeError::Model(format!(
+            "loading {} (run `make models`): {e}",
+            tokenizer_path.display()
+        ))
+    })?;
+    let store = storyreel_tensors::open_store(&config.tensors).await?;
+    let device: DeviceSpec = config
+        .device
+        .parse()
+        .map_err(|e: String| KeyframeError::Model(e))?;
+    let dtype = match config.dtype.as_str() {
+        "f16" => DType::F16,
+        "bf16" => DType::Bf16,
+        _ => DType::F32,
+    };
+    let (dir, version) = (config.model_dir.clone(), config.model_version.clone());
+    let worker = ModelWorker::spawn(WorkerSettings::new(STAGE, config.worker.clone()), move || {
+        let info = pipeline_identity(&dir, &version)?;
+        let pipeline = VideoPipeline::load(&PipelinePaths::in_dir(&dir), device, dtype)
+            .map_err(|e| format!("loading the pipeline from {}: {e}", dir.display()))?;
+        Ok((model::KeyframeModel { pipeline }, info))
+    })?;
+    let cache = StageCache::new(store, STAGE, config.cache_outputs);
+    Ok(Arc::new(WorkerKeyframe::new(worker, tokenizer, cache)))
+}
+
+/// The keyframe stage: served by `storyreel_stage::serve::serve::<KeyframeStage>`, its
+/// process is `storyreel_stage::serve::main::<KeyframeStage>()`.
+pub struct KeyframeStage;
+
+#[async_trait::async_trait]
+impl Stage for KeyframeStage {
+    const NAME: &'static str = STAGE;
+    const CONFIG_TABLE: &'static str = "keyframe";
+    const SERVICE_NAME: &'static str = SERVICE_NAME;
+    const LATENCY_BUCKETS: &'static [f64] = DIFFUSION_BUCKETS;
+    type Config = KeyframeConfig;
+    type Service = dyn Keyframe;
+
+    async fn start(config: &KeyframeConfig) -> anyhow::Result<Arc<dyn Keyframe>> {
+        Ok(start_service(config).await?)
+    }
+
+    fn model_state(service: &dyn Keyframe) -> watch::Receiver<ModelState> {
+        service.model_state()
+    }
+
+    fn routes(service: Arc<dyn Keyframe>, config: &KeyframeConfig) -> Routes {
+        let adapter = grpc::KeyframeGrpc(Adapter::new(service, config));
+        Routes::new(with_message_limits!(
+            KeyframeServiceServer::new(adapter),
+            &config.server
+        ))
+    }
+}

@@ -1,0 +1,182 @@
+//! The video pipeline on the stage's model worker: one [`SampleJob`] at a time, progress
+//! after every denoising step, and a stop at the next step once the caller is gone, its
+//! deadline has passed or the worker is stopping.
+
+use crate::{error::KeyframeError, service::SchedulerChoice};
+use std::{
+    ops::ControlFlow,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use storyreel_nn::diffusion::{
+    DiffusionError,
+    pipeline::{VideoPipeline, VideoRequest},
+    schedulers::{SchedulerConfig, SchedulerKind},
+};
+use storyreel_proto::common::Scheduler;
+use storyreel_stage::{BatchControl, StageModel, WorkerError, WorkerJob};
+use tch::Tensor;
+use tokio::sync::mpsc;
+
+/// Latents as they leave the worker: f32 values, row-major, and their shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latents {
+    pub values: Vec<f32>,
+    pub shape: Vec<usize>,
+}
+
+/// What the worker reports about a job.
+#[derive(Debug)]
+pub enum SampleEvent {
+    /// The job left the queue.
+    Started { queue_time: Duration },
+    /// `completed` of `total` denoising steps done.
+    Step { completed: u32, total: u32 },
+    /// The last event.
+    Done(Result<Latents, KeyframeError>),
+}
+
+/// One video to sample.
+pub struct SampleJob {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub seed: u64,
+    pub steps: u32,
+    pub guidance_scale: f32,
+    pub scheduler: SchedulerChoice,
+    pub frames: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Scaled reference latents, (1, 4, F or 1, h, w), and the strength.
+    pub reference: Option<(Latents, f32)>,
+    pub deadline: Instant,
+    /// Set when the caller goes away.
+    pub cancelled: Arc<AtomicBool>,
+    pub events: mpsc::Sender<SampleEvent>,
+    pub enqueued: Instant,
+}
+
+impl WorkerJob for SampleJob {
+    fn fail(&mut self, error: WorkerError) {
+        let _ = self.events.blocking_send(SampleEvent::Done(Err(error.into())));
+    }
+}
+
+impl SampleJob {
+    fn stopped(&self, control: &BatchControl) -> bool {
+        control.stopping()
+            || self.cancelled.load(Ordering::Relaxed)
+            || self.events.is_closed()
+            || Instant::now() >= self.deadline
+    }
+}
+
+/// The pipeline, as the worker's model.
+pub struct KeyframeModel {
+    pub pipeline: VideoPipeline,
+}
+
+impl StageModel for KeyframeModel {
+    type Job = SampleJob;
+
+    fn run_batch(&mut self, batch: &mut [SampleJob], control: &BatchControl) -> Result<(), String> {
+        for job in batch.iter() {
+            let _ = job.events.blocking_send(SampleEvent::Started {
+                queue_time: control.dequeued().saturating_duration_since(job.enqueued),
+            });
+            let result = if job.stopped(control) {
+                Err(KeyframeError::Cancelled)
+            } else {
+                self.sample(job, control)
+            };
+            let _ = job.events.blocking_send(SampleEvent::Done(result));
+        }
+        Ok(())
+    }
+}
+
+impl KeyframeModel {
+    fn sample(&mut self, job: &SampleJob, control: &BatchControl) -> Result<Latents, KeyframeError> {
+        let default = self.pipeline.scheduler.clone();
+        self.pipeline.scheduler = scheduler_for(&default, job.scheduler);
+        let result = self.run(job, control);
+        self.pipeline.scheduler = default;
+        result
+    }
+
+    fn run(&self, job: &SampleJob, control: &BatchControl) -> Result<Latents, KeyframeError> {
+        let device = self.pipeline.unet.device();
+        let init = job.reference.as_ref().map(|(latents, strength)| {
+            let shape: Vec<i64> = latents.shape.iter().map(|&d| d as i64).collect();
+            let tensor = Tensor::from_slice(&latents.values)
+                .reshape(&shape)
+                .to_device(device);
+            // one latent image stands for every frame
+            let tensor = if shape[2] == 1 {
+                tensor.repeat([1, 1, job.frames as i64, 1, 1])
+            } else {
+                tensor
+            };
+            (tensor, *strength as f64)
+        });
+        let prompts = [job.prompt.clone()];
+        let negative = [job.negative_prompt.clone()];
+        let request = VideoRequest {
+            prompts: &prompts,
+            negative_prompts: &negative,
+            seed: job.seed,
+            steps: job.steps as usize,
+            guidance_scale: job.guidance_scale as f64,
+            frames: job.frames as i64,
+            latent_height: job.height as i64 / 8,
+            latent_width: job.width as i64 / 8,
+            init_latents: init.as_ref().map(|(t, s)| (t, *s)),
+            noise: None,
+        };
+        let mut callback = |progress: storyreel_nn::diffusion::pipeline::StepProgress, _: &Tensor| {
+            let _ = job.events.try_send(SampleEvent::Step {
+                completed: progress.completed as u32,
+                total: progress.total as u32,
+            });
+            if job.stopped(control) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let latents = self
+            .pipeline
+            .generate(&request, &mut callback)
+            .map_err(|err| match err {
+                DiffusionError::Cancelled { .. } => KeyframeError::Cancelled,
+                other => KeyframeError::Model(other.to_string()),
+            })?;
+        let shape: Vec<usize> = latents.size().iter().map(|&d| d as usize).collect();
+        let values = Vec::<f32>::try_from(latents.to_kind(tch::Kind::Float).flatten(0, -1))
+            .map_err(|e| KeyframeError::Model(e.to_string()))?;
+        Ok(Latents { values, shape })
+    }
+}
+
+/// The model's scheduler configuration with the request's choice applied (unset: the
+/// model's own).
+fn scheduler_for(default: &SchedulerConfig, choice: SchedulerChoice) -> SchedulerConfig {
+    let mut config = default.clone();
+    match choice.kind {
+        Scheduler::Unspecified => {}
+        Scheduler::Ddim => config.class_name = SchedulerKind::Ddim,
+        Scheduler::Euler => config.class_name = SchedulerKind::EulerDiscrete,
+        Scheduler::DpmSolverPp2m => {
+            config.class_name = SchedulerKind::DpmSolverMultistep;
+            config.algorithm_type = "dpmsolver++".into();
+            config.solver_order = 2;
+        }
+    }
+    if choice.karras_sigmas {
+        config.use_karras_sigmas = Some(true);
+    }
+    config
+}
