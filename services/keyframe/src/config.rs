@@ -74,11 +74,7 @@ impl Default for KeyframeConfig {
             device: "cpu".into(),
             dtype: "f32".into(),
             model_version: String::new(),
-            worker: WorkerConfig {
-                queue_capacity: 16,
-                keep_freed_memory: true,
-                ..WorkerConfig::default()
-            },
+            worker: WorkerConfig::one_call_at_a_time(),
             // 16 frames of 768 x 768
             max_frame_pixels: 16 * 768 * 768,
             cache_outputs: true,
@@ -101,16 +97,7 @@ impl Validate for KeyframeConfig {
             .validate()
             .map_err(|e| ValidationError::new("tensors", e.to_string()))?;
         storyreel_llm::worker_config::validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
-        self.worker.validate()?;
-        if self.worker.max_batch_size != 1 {
-            return Err(ValidationError::new(
-                "worker.max_batch_size",
-                format!(
-                    "must be 1 (one video per call), got {}",
-                    self.worker.max_batch_size
-                ),
-            ));
-        }
+        self.worker.validate_one_call_at_a_time()?;
         check_range("max_frame_pixels", self.max_frame_pixels, 64 * 64, 1 << 40)?;
         check_range("default_steps", self.default_steps, 1, limits::STEPS_MAX)?;
         check_range(

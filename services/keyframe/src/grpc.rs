@@ -3,11 +3,7 @@
 //! deadline over the whole stream, span, latency metric), and streams [`Keyframe`]'s
 //! progress and result.
 
-use crate::{
-    KeyframeStage,
-    service::{KeyframeEvent, KeyframeResult},
-    validation::validate_generate,
-};
+use crate::{KeyframeStage, service::steps_run, validation::validate_generate};
 use futures::StreamExt;
 use storyreel_proto::{
     common,
@@ -17,7 +13,10 @@ use storyreel_proto::{
     },
 };
 use storyreel_runtime::{tensor_ref, to_status};
-use storyreel_stage::Adapter;
+use storyreel_stage::{
+    Adapter,
+    outputs::{StageEvent, StageOutput},
+};
 use tonic::{Request, Response, Status};
 
 /// The tonic service over any [`crate::Keyframe`].
@@ -41,44 +40,56 @@ impl KeyframeService for KeyframeGrpc {
             adapter
                 .calls
                 .begin_request("generate", &metadata, &request.job, &mut request.deadline)?;
-        let scene = request.job.scene_index;
+        let done = Done {
+            scene_index: request.job.scene_index,
+            seed: request.seed,
+            steps_run: steps_run(&request),
+        };
         let events = context
             .open_stream(async move {
                 let events = service.generate(request).await?;
-                Ok::<_, crate::KeyframeError>(events.map(move |e| e.map(|e| response(e, scene))))
+                Ok::<_, crate::KeyframeError>(events.map(move |e| e.map(|e| done.response(e))))
             })
             .await?;
         Ok(Response::new(events))
     }
 }
 
-fn response(event: KeyframeEvent, scene_index: Option<u32>) -> GenerateResponse {
-    let event = match event {
-        KeyframeEvent::Progress { step, total } => Event::Progress(common::Progress {
-            stage: common::Stage::Keyframe as i32,
-            step,
-            total_steps: total,
-            message: format!("denoising step {step} of {total}"),
-            fraction: if total == 0 {
-                0.0
-            } else {
-                step as f32 / total as f32
-            },
-            scene_index,
-        }),
-        KeyframeEvent::Finished(result) => Event::Result((*result).into()),
-    };
-    GenerateResponse { event: Some(event) }
+/// What the adapter knows of a call's result before it runs.
+#[derive(Clone, Copy)]
+struct Done {
+    scene_index: Option<u32>,
+    seed: u64,
+    steps_run: u32,
 }
 
-impl From<KeyframeResult> for GenerateResult {
-    fn from(r: KeyframeResult) -> Self {
+impl Done {
+    fn response(self, event: StageEvent) -> GenerateResponse {
+        let event = match event {
+            StageEvent::Progress { done, total } => Event::Progress(common::Progress {
+                stage: common::Stage::Keyframe as i32,
+                step: done,
+                total_steps: total,
+                message: format!("denoising step {done} of {total}"),
+                fraction: if total == 0 {
+                    0.0
+                } else {
+                    done as f32 / total as f32
+                },
+                scene_index: self.scene_index,
+            }),
+            StageEvent::Finished(output) => Event::Result(self.result(*output)),
+        };
+        GenerateResponse { event: Some(event) }
+    }
+
+    fn result(self, output: StageOutput) -> GenerateResult {
         GenerateResult {
-            latents: Some(tensor_ref::to_wire(&r.latents)),
-            model: Some(r.model.into()),
-            seed: r.seed,
-            steps_run: r.steps_run,
-            stats: Some(r.stats.into()),
+            latents: Some(tensor_ref::to_wire(&output.tensor)),
+            model: output.model.map(Into::into),
+            seed: self.seed,
+            steps_run: self.steps_run,
+            stats: Some(output.stats.into()),
         }
     }
 }

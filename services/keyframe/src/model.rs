@@ -3,40 +3,22 @@
 //! deadline has passed or the worker is stopping.
 
 use crate::{error::KeyframeError, service::SchedulerChoice};
-use std::{
-    ops::ControlFlow,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::ops::ControlFlow;
 use storyreel_nn::diffusion::{
     DiffusionError,
     pipeline::{VideoPipeline, VideoRequest},
     schedulers::{SchedulerConfig, SchedulerKind},
 };
 use storyreel_proto::common::Scheduler;
-use storyreel_stage::{BatchControl, StageModel, WorkerError, WorkerJob};
+use storyreel_stage::{BatchControl, StageModel, WorkerError, WorkerJob, outputs::JobChannel};
+use storyreel_tensors::Tensor as HostTensor;
 use tch::Tensor;
-use tokio::sync::mpsc;
 
-/// Latents as they leave the worker: f32 values, row-major, and their shape.
+/// Reference latents as the worker takes them: f32 values, row-major, and their shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latents {
     pub values: Vec<f32>,
     pub shape: Vec<usize>,
-}
-
-/// What the worker reports about a job.
-#[derive(Debug)]
-pub enum SampleEvent {
-    /// The job left the queue.
-    Started { queue_time: Duration },
-    /// `completed` of `total` denoising steps done.
-    Step { completed: u32, total: u32 },
-    /// The last event.
-    Done(Result<Latents, KeyframeError>),
 }
 
 /// One video to sample.
@@ -52,25 +34,12 @@ pub struct SampleJob {
     pub height: u32,
     /// Scaled reference latents, (1, 4, F or 1, h, w), and the strength.
     pub reference: Option<(Latents, f32)>,
-    pub deadline: Instant,
-    /// Set when the caller goes away.
-    pub cancelled: Arc<AtomicBool>,
-    pub events: mpsc::Sender<SampleEvent>,
-    pub enqueued: Instant,
+    pub channel: JobChannel,
 }
 
 impl WorkerJob for SampleJob {
     fn fail(&mut self, error: WorkerError) {
-        let _ = self.events.blocking_send(SampleEvent::Done(Err(error.into())));
-    }
-}
-
-impl SampleJob {
-    fn stopped(&self, control: &BatchControl) -> bool {
-        control.stopping()
-            || self.cancelled.load(Ordering::Relaxed)
-            || self.events.is_closed()
-            || Instant::now() >= self.deadline
+        self.channel.done(Err(error.into()));
     }
 }
 
@@ -84,22 +53,19 @@ impl StageModel for KeyframeModel {
 
     fn run_batch(&mut self, batch: &mut [SampleJob], control: &BatchControl) -> Result<(), String> {
         for job in batch.iter() {
-            let _ = job.events.blocking_send(SampleEvent::Started {
-                queue_time: control.dequeued().saturating_duration_since(job.enqueued),
-            });
-            let result = if job.stopped(control) {
-                Err(KeyframeError::Cancelled)
-            } else {
-                self.sample(job, control)
-            };
-            let _ = job.events.blocking_send(SampleEvent::Done(result));
+            job.channel.started(control);
+            let result = job
+                .channel
+                .check(control)
+                .and_then(|()| self.sample(job, control));
+            job.channel.done(result);
         }
         Ok(())
     }
 }
 
 impl KeyframeModel {
-    fn sample(&mut self, job: &SampleJob, control: &BatchControl) -> Result<Latents, KeyframeError> {
+    fn sample(&mut self, job: &SampleJob, control: &BatchControl) -> Result<HostTensor, KeyframeError> {
         let default = self.pipeline.scheduler.clone();
         self.pipeline.scheduler = scheduler_for(&default, job.scheduler);
         let result = self.run(job, control);
@@ -107,7 +73,7 @@ impl KeyframeModel {
         result
     }
 
-    fn run(&self, job: &SampleJob, control: &BatchControl) -> Result<Latents, KeyframeError> {
+    fn run(&self, job: &SampleJob, control: &BatchControl) -> Result<HostTensor, KeyframeError> {
         let device = self.pipeline.unet.device();
         let init = job.reference.as_ref().map(|(latents, strength)| {
             let shape: Vec<i64> = latents.shape.iter().map(|&d| d as i64).collect();
@@ -137,11 +103,8 @@ impl KeyframeModel {
             noise: None,
         };
         let mut callback = |progress: storyreel_nn::diffusion::pipeline::StepProgress, _: &Tensor| {
-            let _ = job.events.try_send(SampleEvent::Step {
-                completed: progress.completed as u32,
-                total: progress.total as u32,
-            });
-            if job.stopped(control) {
+            job.channel.progress(progress.completed, progress.total);
+            if job.channel.stopped(control) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
@@ -157,7 +120,7 @@ impl KeyframeModel {
         let shape: Vec<usize> = latents.size().iter().map(|&d| d as usize).collect();
         let values = Vec::<f32>::try_from(latents.to_kind(tch::Kind::Float).flatten(0, -1))
             .map_err(|e| KeyframeError::Model(e.to_string()))?;
-        Ok(Latents { values, shape })
+        Ok(HostTensor::from_slice(shape, &values)?)
     }
 }
 

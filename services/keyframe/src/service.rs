@@ -11,21 +11,20 @@
 
 use crate::{
     error::KeyframeError,
-    model::{Latents, SampleEvent, SampleJob},
+    model::{Latents, SampleJob},
 };
-use futures::{StreamExt, stream::BoxStream};
 use serde::Serialize;
-use std::{
-    sync::{Arc, atomic::AtomicBool},
-    time::{Duration, Instant},
-};
-use storyreel_llm::{CancelOnDrop, seed::SeedOrigin};
+use std::{sync::Arc, time::Instant};
+use storyreel_llm::seed::SeedOrigin;
 use storyreel_nn::clip_text::ClipTokenizer;
 use storyreel_proto::common::Scheduler;
-use storyreel_runtime::{JobInfo, ModelInfo, ModelState, StageStats};
-use storyreel_stage::ModelWorker;
-use storyreel_tensors::{DType, StageCache, Tensor, TensorRef, f16, stage_cache::find_output};
-use tokio::sync::{mpsc, watch};
+use storyreel_runtime::{JobInfo, ModelInfo, ModelState};
+use storyreel_stage::{
+    ModelWorker,
+    outputs::{JobChannel, OutputPlace, StageEvents, StageOutput, answered, forward},
+};
+use storyreel_tensors::{DType, StageCache, TensorRef, f16};
+use tokio::sync::watch;
 
 /// The scheduler a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,30 +64,10 @@ pub struct KeyframeRequest {
     pub job: JobInfo,
 }
 
-/// The key frames of a scene.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyframeResult {
-    pub latents: TensorRef,
-    pub model: ModelInfo,
-    pub seed: u64,
-    pub steps_run: u32,
-    pub stats: StageStats,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum KeyframeEvent {
-    /// `step` of `total` denoising steps done.
-    Progress { step: u32, total: u32 },
-    /// Last, once.
-    Finished(Box<KeyframeResult>),
-}
-
-pub type KeyframeEvents = BoxStream<'static, Result<KeyframeEvent, KeyframeError>>;
-
 #[async_trait::async_trait]
 pub trait Keyframe: Send + Sync {
-    /// Streams the progress of a generation, then its result.
-    async fn generate(&self, request: KeyframeRequest) -> Result<KeyframeEvents, KeyframeError>;
+    /// Streams the progress of a generation (denoising steps), then its stored latents.
+    async fn generate(&self, request: KeyframeRequest) -> Result<StageEvents, KeyframeError>;
     /// CLIP tokens of `text`, start and end included (request validation).
     fn count_tokens(&self, text: &str) -> Result<usize, String>;
     /// Readiness follows this.
@@ -102,7 +81,7 @@ pub struct WorkerKeyframe {
     cache: StageCache,
 }
 
-/// The output's name in a cache entry and its tensor key.
+/// The output's name in a cache entry and in its tensor key.
 const LATENTS: &str = "latents";
 /// The cache entry layout; bumped when it changes.
 const LAYOUT: u32 = 1;
@@ -154,29 +133,8 @@ impl WorkerKeyframe {
     }
 }
 
-/// Stores the latents: as the cache entry at `key`, else under the job.
-async fn store_latents(
-    cache: &StageCache,
-    latents: Latents,
-    key: Option<&storyreel_tensors::CacheKey>,
-    job: &JobInfo,
-) -> Result<TensorRef, KeyframeError> {
-    let tensor = Tensor::from_slice(latents.shape, &latents.values)?;
-    if let Some(key) = key {
-        let refs = cache.fill(key, &[(LATENTS.to_string(), tensor)]).await?;
-        return find_output(&refs, LATENTS)
-            .ok_or_else(|| KeyframeError::Model(format!("the cache entry {key} has no `{LATENTS}`")));
-    }
-    let store = cache.store();
-    let scene = job.scene_index.unwrap_or(0);
-    let tensor_key = store
-        .keys()
-        .tensor(&job.job_id_for_keys(), crate::STAGE, scene, LATENTS)?;
-    Ok(store.put(&tensor_key, &tensor, None).await?)
-}
-
 /// Steps that run: all, or the part of the schedule a reference's strength keeps.
-fn steps_run(request: &KeyframeRequest) -> u32 {
+pub fn steps_run(request: &KeyframeRequest) -> u32 {
     match &request.reference {
         Some(reference) => ((request.steps as f32 * reference.strength) as u32).clamp(1, request.steps),
         None => request.steps,
@@ -185,7 +143,7 @@ fn steps_run(request: &KeyframeRequest) -> u32 {
 
 #[async_trait::async_trait]
 impl Keyframe for WorkerKeyframe {
-    async fn generate(&self, request: KeyframeRequest) -> Result<KeyframeEvents, KeyframeError> {
+    async fn generate(&self, request: KeyframeRequest) -> Result<StageEvents, KeyframeError> {
         let model = self.worker.ready_model()?;
         request.job.check_model_pin(&model)?;
         let params = CacheParams {
@@ -203,33 +161,24 @@ impl Keyframe for WorkerKeyframe {
         };
         let inputs: Vec<&TensorRef> = request.reference.iter().map(|r| &r.latents).collect();
         let bypass = request.job.bypass_cache || request.seed_origin == SeedOrigin::Random;
-        let key = self
-            .cache
-            .key(&model.cache_identity(), &params, &inputs, bypass)?;
-        let steps = steps_run(&request);
-        if let Some(key) = &key
-            && let Some(refs) = self.cache.lookup(key).await?
-            && let Some(latents) = find_output(&refs, LATENTS)
-        {
-            let result = KeyframeResult {
-                latents,
-                model,
-                seed: request.seed,
-                steps_run: steps,
-                stats: StageStats {
-                    cache_hit: true,
-                    ..StageStats::default()
-                },
-            };
-            return Ok(futures::stream::iter([Ok(KeyframeEvent::Finished(Box::new(result)))]).boxed());
+        let place = OutputPlace {
+            cache: self.cache.clone(),
+            key: self
+                .cache
+                .key(&model.cache_identity(), &params, &inputs, bypass)?,
+            stage: crate::STAGE,
+            name: LATENTS,
+            job: request.job.clone(),
+        };
+        if let Some(tensor) = place.cached().await? {
+            return Ok(answered(StageOutput::cache_hit(tensor, model)));
         }
         let reference = self.reference(&request).await?;
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let (events, mut worker_events) = mpsc::channel(256);
-        let started = Instant::now();
+        let (channel, events) = JobChannel::new(request.deadline);
+        let (submitted, cancelled) = (channel.enqueued, channel.cancelled.clone());
         self.worker.submit(SampleJob {
-            prompt: request.prompt.clone(),
-            negative_prompt: request.negative_prompt.clone(),
+            prompt: request.prompt,
+            negative_prompt: request.negative_prompt,
             seed: request.seed,
             steps: request.steps,
             guidance_scale: request.guidance_scale,
@@ -238,59 +187,9 @@ impl Keyframe for WorkerKeyframe {
             width: request.width,
             height: request.height,
             reference,
-            deadline: request
-                .deadline
-                .unwrap_or_else(|| started + Duration::from_secs(24 * 3600)),
-            cancelled: cancelled.clone(),
-            events,
-            enqueued: started,
+            channel,
         })?;
-        let (tx, rx) = mpsc::channel(64);
-        let cache = self.cache.clone();
-        tokio::spawn(async move {
-            let mut queue_time = Duration::ZERO;
-            while let Some(event) = worker_events.recv().await {
-                let out = match event {
-                    SampleEvent::Started { queue_time: q } => {
-                        queue_time = q;
-                        continue;
-                    }
-                    SampleEvent::Step { completed, total } => Ok(KeyframeEvent::Progress {
-                        step: completed,
-                        total,
-                    }),
-                    SampleEvent::Done(Err(err)) => Err(err),
-                    SampleEvent::Done(Ok(latents)) => {
-                        store_latents(&cache, latents, key.as_ref(), &request.job)
-                            .await
-                            .map(|latents| {
-                                KeyframeEvent::Finished(Box::new(KeyframeResult {
-                                    latents,
-                                    model: model.clone(),
-                                    seed: request.seed,
-                                    steps_run: steps,
-                                    stats: StageStats {
-                                        cache_hit: false,
-                                        queue_time,
-                                        compute_time: started.elapsed().saturating_sub(queue_time),
-                                    },
-                                }))
-                            })
-                    }
-                };
-                let last = !matches!(out, Ok(KeyframeEvent::Progress { .. }));
-                if tx.send(out).await.is_err() || last {
-                    return;
-                }
-            }
-        });
-        let guard = CancelOnDrop(cancelled);
-        Ok(
-            futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-                rx.recv().await.map(|item| (item, (rx, guard)))
-            })
-            .boxed(),
-        )
+        Ok(forward(events, place, model, submitted, cancelled))
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize, String> {

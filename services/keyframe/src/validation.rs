@@ -96,11 +96,10 @@ pub fn validate_generate(
     let pixels = frames as u64 * width as u64 * height as u64;
     if pixels > config.max_frame_pixels {
         return Err(KeyframeError::OverBudget {
-            frames,
-            width,
-            height,
+            what: format!("`n_frames` x `size`: {frames} frames of {width}x{height}"),
             pixels,
             limit: config.max_frame_pixels,
+            advice: "ask for fewer frames or a smaller size",
         });
     }
 

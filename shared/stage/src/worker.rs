@@ -114,6 +114,28 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// A worker for a model that runs one call at a time on large activations (diffusion,
+    /// VAE, upsampling): a short queue, freed memory kept for reuse.
+    pub fn one_call_at_a_time() -> Self {
+        Self {
+            queue_capacity: 16,
+            keep_freed_memory: true,
+            ..Self::default()
+        }
+    }
+
+    /// [`WorkerConfig::validate`], and one call at a time (`max_batch_size` 1).
+    pub fn validate_one_call_at_a_time(&self) -> Result<(), ValidationError> {
+        self.validate()?;
+        if self.max_batch_size != 1 {
+            return Err(ValidationError::new(
+                "worker.max_batch_size",
+                format!("must be 1 (one call at a time), got {}", self.max_batch_size),
+            ));
+        }
+        Ok(())
+    }
+
     /// Field names are relative to the table (`worker.queue_capacity`).
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_range("worker.queue_capacity", self.queue_capacity, 1, 100_000)?;
