@@ -7,9 +7,7 @@ use std::ops::ControlFlow;
 use storyreel_nn::diffusion::{
     DiffusionError,
     pipeline::{VideoPipeline, VideoRequest},
-    schedulers::{SchedulerConfig, SchedulerKind},
 };
-use storyreel_proto::common::Scheduler;
 use storyreel_stage::{BatchControl, StageModel, WorkerError, WorkerJob, outputs::JobChannel};
 use storyreel_tensors::Tensor as HostTensor;
 use tch::Tensor;
@@ -67,7 +65,7 @@ impl StageModel for KeyframeModel {
 impl KeyframeModel {
     fn sample(&mut self, job: &SampleJob, control: &BatchControl) -> Result<HostTensor, KeyframeError> {
         let default = self.pipeline.scheduler.clone();
-        self.pipeline.scheduler = scheduler_for(&default, job.scheduler);
+        self.pipeline.scheduler = job.scheduler.apply(&default);
         let result = self.run(job, control);
         self.pipeline.scheduler = default;
         result
@@ -122,24 +120,4 @@ impl KeyframeModel {
             .map_err(|e| KeyframeError::Model(e.to_string()))?;
         Ok(HostTensor::from_slice(shape, &values)?)
     }
-}
-
-/// The model's scheduler configuration with the request's choice applied (unset: the
-/// model's own).
-fn scheduler_for(default: &SchedulerConfig, choice: SchedulerChoice) -> SchedulerConfig {
-    let mut config = default.clone();
-    match choice.kind {
-        Scheduler::Unspecified => {}
-        Scheduler::Ddim => config.class_name = SchedulerKind::Ddim,
-        Scheduler::Euler => config.class_name = SchedulerKind::EulerDiscrete,
-        Scheduler::DpmSolverPp2m => {
-            config.class_name = SchedulerKind::DpmSolverMultistep;
-            config.algorithm_type = "dpmsolver++".into();
-            config.solver_order = 2;
-        }
-    }
-    if choice.karras_sigmas {
-        config.use_karras_sigmas = Some(true);
-    }
-    config
 }

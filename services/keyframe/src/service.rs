@@ -17,26 +17,14 @@ use serde::Serialize;
 use std::{sync::Arc, time::Instant};
 use storyreel_llm::seed::SeedOrigin;
 use storyreel_nn::clip_text::ClipTokenizer;
-use storyreel_proto::common::Scheduler;
 use storyreel_runtime::{JobInfo, ModelInfo, ModelState};
+pub use storyreel_stage::scheduler::SchedulerChoice;
 use storyreel_stage::{
     ModelWorker,
     outputs::{JobChannel, OutputPlace, StageEvents, StageOutput, answered, forward},
 };
 use storyreel_tensors::{DType, StageCache, TensorRef, f16};
 use tokio::sync::watch;
-
-/// The scheduler a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SchedulerChoice {
-    #[serde(serialize_with = "scheduler_name")]
-    pub kind: Scheduler,
-    pub karras_sigmas: bool,
-}
-
-fn scheduler_name<S: serde::Serializer>(kind: &Scheduler, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(kind.as_str_name())
-}
 
 /// Latents to start from, and how strongly they are noised.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@ use crate::{
     KeyframeConfig,
     config::limits,
     error::KeyframeError,
-    service::{KeyframeRequest, Reference, SchedulerChoice},
+    service::{KeyframeRequest, Reference},
 };
 use storyreel_llm::seed;
 use storyreel_proto::{
@@ -19,6 +19,7 @@ use storyreel_runtime::{
     tensor_ref,
     text::{check_no_control_chars, check_trimmed_len},
 };
+use storyreel_stage::scheduler::SchedulerChoice;
 use storyreel_tensors::DType;
 
 /// CLIP's context: prompts longer than this are refused, not cut.
@@ -83,7 +84,7 @@ pub fn validate_generate(
     check_range("steps", steps, 1, limits::STEPS_MAX)?;
     let guidance_scale = guidance_scale.unwrap_or(config.default_guidance_scale);
     check_range("guidance_scale", guidance_scale, 0.0, limits::GUIDANCE_MAX)?;
-    let scheduler = scheduler_choice(scheduler)?;
+    let scheduler = SchedulerChoice::from_wire(scheduler)?;
 
     let (width, height) = match size {
         Some(common::FrameSize { width, height }) => (width, height),
@@ -170,28 +171,5 @@ pub fn validate_generate(
         reference,
         deadline,
         job,
-    })
-}
-
-fn scheduler_choice(config: Option<common::SchedulerConfig>) -> Result<SchedulerChoice, ValidationError> {
-    let config = config.unwrap_or_default();
-    let kind = common::Scheduler::try_from(config.scheduler).map_err(|_| {
-        ValidationError::new(
-            "scheduler.scheduler",
-            format!(
-                "must be DDIM, EULER or DPM_SOLVER_PP_2M, got {}",
-                config.scheduler
-            ),
-        )
-    })?;
-    if config.karras_sigmas && matches!(kind, common::Scheduler::Ddim | common::Scheduler::Unspecified) {
-        return Err(ValidationError::new(
-            "scheduler.karras_sigmas",
-            "is valid with EULER and DPM_SOLVER_PP_2M only",
-        ));
-    }
-    Ok(SchedulerChoice {
-        kind,
-        karras_sigmas: config.karras_sigmas,
     })
 }

@@ -8,6 +8,7 @@
 //! - [`metrics`]: the stage metric names and their latency buckets;
 //! - [`outputs`]: a tensor-in, tensor-out call from its worker job to its stored output
 //!   (stage cache or job key, progress, cancellation);
+//! - [`scheduler`]: a diffusion request's scheduler choice;
 //! - [`stage_error`]: [`StageError`], the errors of a tensor-in, tensor-out stage;
 //! - [`serve`]: the [`Stage`] trait, its server ([`serve::serve`]) and process entry
 //!   point ([`serve::main`]).
@@ -15,6 +16,7 @@
 pub mod context;
 pub mod metrics;
 pub mod outputs;
+pub mod scheduler;
 pub mod serve;
 pub mod stage_error;
 pub mod worker;

@@ -78,17 +78,7 @@ fn model_max_length(dir: &Path) -> Result<Option<usize>, DiffusionError> {
 impl VideoPipeline {
     /// Loads every component (strictly), weights in `dtype` on `device`.
     pub fn load(paths: &PipelinePaths, device: DeviceSpec, dtype: DType) -> Result<Self, DiffusionError> {
-        let mut tokenizer = ClipTokenizer::from_file(existing(paths.tokenizer.join("tokenizer.json"))?)?;
-        if let Some(n) = model_max_length(&paths.tokenizer)? {
-            tokenizer = tokenizer.with_max_length(n)?;
-        }
-        let text_config = ClipTextConfig::from_file(existing(paths.text_encoder.join("config.json"))?)?;
-        let text_encoder = ClipTextModel::load(
-            &text_config,
-            &[existing(paths.text_encoder.join("model.safetensors"))?],
-            device,
-            dtype,
-        )?;
+        let prompts = PromptEncoder::load(&paths.text_encoder, &paths.tokenizer, device, dtype)?;
         let weights = |dir: &Path| existing(dir.join("diffusion_pytorch_model.safetensors"));
         let unet_config = UNet2DConditionConfig::from_file(existing(paths.unet.join("config.json"))?)?;
         let adapter_config =
@@ -103,13 +93,38 @@ impl VideoPipeline {
         )?;
         let scheduler = SchedulerConfig::from_file(existing(paths.scheduler.join("scheduler_config.json"))?)?;
         Ok(VideoPipeline {
-            prompts: PromptEncoder {
-                tokenizer,
-                text_encoder,
-                clip_skip: 0,
-            },
+            prompts,
             unet,
             scheduler,
+        })
+    }
+}
+
+impl PromptEncoder {
+    /// Loads a CLIP text encoder directory (`config.json`, `model.safetensors`) and a
+    /// tokenizer directory (`tokenizer.json`, `tokenizer_config.json`), as a pipeline
+    /// holds them.
+    pub fn load(
+        text_encoder: &Path,
+        tokenizer: &Path,
+        device: DeviceSpec,
+        dtype: DType,
+    ) -> Result<Self, DiffusionError> {
+        let mut clip_tokenizer = ClipTokenizer::from_file(existing(tokenizer.join("tokenizer.json"))?)?;
+        if let Some(n) = model_max_length(tokenizer)? {
+            clip_tokenizer = clip_tokenizer.with_max_length(n)?;
+        }
+        let config = ClipTextConfig::from_file(existing(text_encoder.join("config.json"))?)?;
+        let text_encoder = ClipTextModel::load(
+            &config,
+            &[existing(text_encoder.join("model.safetensors"))?],
+            device,
+            dtype,
+        )?;
+        Ok(PromptEncoder {
+            tokenizer: clip_tokenizer,
+            text_encoder,
+            clip_skip: 0,
         })
     }
 }
