@@ -91,19 +91,31 @@ impl DecoderService for DecoderGrpc {
         let events = context
             .open_stream(async move {
                 let events = service.decode(request).await?;
-                Ok::<_, crate::DecoderError>(events.map(move |event| {
-                    event.map(|event| {
-                        let event = match event {
-                            DecoderEvent::Progress { done, total } => decode_response::Event::Progress(
-                                progress(common::Stage::Decode, done, total, scene),
-                            ),
-                            DecoderEvent::Finished(output) => {
-                                let (pixels, model, stats) = parts(*output);
-                                decode_response::Event::Result(DecodeResult { pixels, model, stats })
-                            }
-                        };
-                        DecodeResponse { event: Some(event) }
-                    })
+                Ok::<_, crate::DecoderError>(events.filter_map(move |event| {
+                    let event = match event {
+                        Err(err) => Some(Err(err)),
+                        Ok(DecoderEvent::Progress { done, total }) => {
+                            Some(Ok(decode_response::Event::Progress(progress(
+                                common::Stage::Decode,
+                                done,
+                                total,
+                                scene,
+                            ))))
+                        }
+                        Ok(DecoderEvent::Finished(output)) => {
+                            let (pixels, model, stats) = parts(*output);
+                            Some(Ok(decode_response::Event::Result(DecodeResult {
+                                pixels,
+                                model,
+                                stats,
+                            })))
+                        }
+                        // the decoder makes no previews
+                        Ok(DecoderEvent::Preview { .. }) => None,
+                    };
+                    futures::future::ready(
+                        event.map(|e| e.map(|event| DecodeResponse { event: Some(event) })),
+                    )
                 }))
             })
             .await?;
@@ -127,19 +139,31 @@ impl DecoderService for DecoderGrpc {
         let events = context
             .open_stream(async move {
                 let events = service.upsample(request).await?;
-                Ok::<_, crate::DecoderError>(events.map(move |event| {
-                    event.map(|event| {
-                        let event = match event {
-                            DecoderEvent::Progress { done, total } => upsample_response::Event::Progress(
-                                progress(common::Stage::Upsample, done, total, scene),
-                            ),
-                            DecoderEvent::Finished(output) => {
-                                let (pixels, model, stats) = parts(*output);
-                                upsample_response::Event::Result(UpsampleResult { pixels, model, stats })
-                            }
-                        };
-                        UpsampleResponse { event: Some(event) }
-                    })
+                Ok::<_, crate::DecoderError>(events.filter_map(move |event| {
+                    let event = match event {
+                        Err(err) => Some(Err(err)),
+                        Ok(DecoderEvent::Progress { done, total }) => {
+                            Some(Ok(upsample_response::Event::Progress(progress(
+                                common::Stage::Upsample,
+                                done,
+                                total,
+                                scene,
+                            ))))
+                        }
+                        Ok(DecoderEvent::Finished(output)) => {
+                            let (pixels, model, stats) = parts(*output);
+                            Some(Ok(upsample_response::Event::Result(UpsampleResult {
+                                pixels,
+                                model,
+                                stats,
+                            })))
+                        }
+                        // the decoder makes no previews
+                        Ok(DecoderEvent::Preview { .. }) => None,
+                    };
+                    futures::future::ready(
+                        event.map(|e| e.map(|event| UpsampleResponse { event: Some(event) })),
+                    )
                 }))
             })
             .await?;

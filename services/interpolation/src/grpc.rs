@@ -47,10 +47,11 @@ impl InterpolationService for InterpolationGrpc {
         let events = context
             .open_stream(async move {
                 let events = service.interpolate(request).await?;
-                Ok::<_, crate::InterpolationError>(events.map(move |event| {
-                    event.map(|event| {
-                        let event = match event {
-                            StageEvent::Progress { done, total } => Event::Progress(common::Progress {
+                Ok::<_, crate::InterpolationError>(events.filter_map(move |event| {
+                    let event = match event {
+                        Err(err) => Some(Err(err)),
+                        Ok(StageEvent::Progress { done, total }) => {
+                            Some(Ok(Event::Progress(common::Progress {
                                 stage: common::Stage::Interpolation as i32,
                                 step: done,
                                 total_steps: total,
@@ -61,16 +62,20 @@ impl InterpolationService for InterpolationGrpc {
                                     done as f32 / total as f32
                                 },
                                 scene_index,
-                            }),
-                            StageEvent::Finished(output) => Event::Result(InterpolateResult {
-                                frames: Some(tensor_ref::to_wire(&output.tensor)),
-                                model: output.model.map(Into::into),
-                                seed,
-                                stats: Some(output.stats.into()),
-                            }),
-                        };
-                        InterpolateResponse { event: Some(event) }
-                    })
+                            })))
+                        }
+                        Ok(StageEvent::Finished(output)) => Some(Ok(Event::Result(InterpolateResult {
+                            frames: Some(tensor_ref::to_wire(&output.tensor)),
+                            model: output.model.map(Into::into),
+                            seed,
+                            stats: Some(output.stats.into()),
+                        }))),
+                        // interpolation makes no previews
+                        Ok(StageEvent::Preview { .. }) => None,
+                    };
+                    futures::future::ready(
+                        event.map(|e| e.map(|event| InterpolateResponse { event: Some(event) })),
+                    )
                 }))
             })
             .await?;

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use storyreel_proto::{
     common,
     keyframe::{
-        GenerateRequest, GenerateResponse, GenerateResult, generate_response::Event,
+        GenerateRequest, GenerateResponse, GenerateResult, Preview, generate_response::Event,
         keyframe_service_server::KeyframeService,
     },
 };
@@ -77,6 +77,10 @@ impl Done {
                     done as f32 / total as f32
                 },
                 scene_index: self.scene_index,
+            }),
+            StageEvent::Preview { step, image } => Event::Preview(Preview {
+                step,
+                image: Some(tensor_ref::to_wire(&image)),
             }),
             StageEvent::Finished(output) => Event::Result(self.result(*output)),
         };

@@ -32,7 +32,47 @@ pub struct SampleJob {
     pub height: u32,
     /// Scaled reference latents, (1, 4, F or 1, h, w), and the strength.
     pub reference: Option<(Latents, f32)>,
+    /// A preview every this many steps (and after the last); 0: none.
+    pub preview_every: u32,
     pub channel: JobChannel,
+}
+
+/// The usual fixed linear map from Stable Diffusion's 4 latent channels to RGB (one row
+/// per channel), for previews: a look at the composition, not a decode.
+const LATENT_RGB: [[f32; 3]; 4] = [
+    [0.298, 0.207, 0.208],
+    [0.187, 0.286, 0.173],
+    [-0.158, 0.189, 0.264],
+    [-0.184, -0.271, -0.473],
+];
+
+/// u8 RGB (F, 3, h, w) of latents (1, 4, F, h, w) by [`LATENT_RGB`].
+pub fn preview(latents: &Tensor) -> Result<HostTensor, KeyframeError> {
+    let size = latents.size();
+    if size.len() != 5 || size[1] != 4 {
+        return Err(KeyframeError::Model(format!(
+            "no preview of latents shaped {size:?}"
+        )));
+    }
+    let flat: Vec<f32> = LATENT_RGB.iter().flatten().copied().collect();
+    let map = Tensor::from_slice(&flat)
+        .reshape([4, 3])
+        .to_device(latents.device());
+    // (4, F, h, w) -> (F, h, w, 4) x (4, 3) -> (F, 3, h, w), [-1, 1] -> [0, 255]
+    let rgb = latents
+        .squeeze_dim(0)
+        .to_kind(tch::Kind::Float)
+        .permute([1, 2, 3, 0])
+        .matmul(&map)
+        .permute([0, 3, 1, 2]);
+    let pixels = ((rgb + 1.0) * 127.5)
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(tch::Kind::Uint8);
+    let shape: Vec<usize> = pixels.size().iter().map(|&d| d as usize).collect();
+    let bytes =
+        Vec::<u8>::try_from(pixels.flatten(0, -1)).map_err(|e| KeyframeError::Model(e.to_string()))?;
+    Ok(HostTensor::new(storyreel_tensors::DType::U8, shape, bytes)?)
 }
 
 impl WorkerJob for SampleJob {
@@ -100,8 +140,16 @@ impl KeyframeModel {
             init_latents: init.as_ref().map(|(t, s)| (t, *s)),
             noise: None,
         };
-        let mut callback = |progress: storyreel_nn::diffusion::pipeline::StepProgress, _: &Tensor| {
+        let every = job.preview_every as usize;
+        let mut callback = |progress: storyreel_nn::diffusion::pipeline::StepProgress, latents: &Tensor| {
             job.channel.progress(progress.completed, progress.total);
+            if every > 0 && (progress.completed.is_multiple_of(every) || progress.completed == progress.total)
+            {
+                // a preview that cannot be made is skipped, not a failed call
+                if let Ok(image) = preview(latents) {
+                    job.channel.preview(progress.completed, image);
+                }
+            }
             if job.channel.stopped(control) {
                 ControlFlow::Break(())
             } else {

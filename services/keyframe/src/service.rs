@@ -47,6 +47,8 @@ pub struct KeyframeRequest {
     pub height: u32,
     pub frames: u32,
     pub reference: Option<Reference>,
+    /// A preview every this many steps (and after the last); 0: none.
+    pub preview_every: u32,
     /// The call's one deadline (the adapter sets it).
     pub deadline: Option<Instant>,
     pub job: JobInfo,
@@ -54,7 +56,8 @@ pub struct KeyframeRequest {
 
 #[async_trait::async_trait]
 pub trait Keyframe: Send + Sync {
-    /// Streams the progress of a generation (denoising steps), then its stored latents.
+    /// Streams the progress of a generation (denoising steps) and its previews, then its
+    /// stored latents.
     async fn generate(&self, request: KeyframeRequest) -> Result<StageEvents, KeyframeError>;
     /// CLIP tokens of `text`, start and end included (request validation).
     fn count_tokens(&self, text: &str) -> Result<usize, String>;
@@ -175,6 +178,7 @@ impl Keyframe for WorkerKeyframe {
             width: request.width,
             height: request.height,
             reference,
+            preview_every: request.preview_every,
             channel,
         })?;
         Ok(forward(events, place, model, submitted, cancelled))

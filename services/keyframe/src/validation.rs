@@ -62,6 +62,7 @@ pub fn validate_generate(
         n_frames,
         reference_latents,
         reference_strength,
+        preview_every,
     } = request;
     let prompt = check_trimmed_len("prompt", &prompt, 1, PROMPT_MAX_CHARS)?.to_string();
     check_no_control_chars("prompt", &prompt)?;
@@ -155,6 +156,8 @@ pub fn validate_generate(
         }
     };
 
+    let preview_every = preview_every.unwrap_or(0);
+    check_range("preview_every", preview_every, 0, limits::STEPS_MAX)?;
     let (job, deadline) = validate_context(context)?;
     let (seed, seed_origin) = seed::choose(seed, job.seed, Stage::Keyframe);
     Ok(KeyframeRequest {
@@ -169,6 +172,7 @@ pub fn validate_generate(
         height,
         frames,
         reference,
+        preview_every,
         deadline,
         job,
     })

@@ -76,6 +76,7 @@ async fn generate(
     while let Some(message) = events.next().await {
         match message.unwrap().event.unwrap() {
             Event::Progress(p) => steps.push(p.step),
+            Event::Preview(_) => {}
             Event::Result(result) => return (steps, result),
         }
     }
@@ -127,6 +128,34 @@ async fn latents_of_any_aspect_with_progress_and_the_stage_cache() {
     let (a, b) = (first.latents.unwrap(), again.latents.unwrap());
     assert_eq!(b.key, "storyreel:job-7:keyframe:1:latents");
     assert_eq!(a.checksum, b.checksum);
+    running.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_come_every_n_steps_and_after_the_last() {
+    let mut running = start().await;
+    let mut request = request(128, 64, 2, 3);
+    request.preview_every = Some(2);
+    request.context.as_mut().unwrap().bypass_cache = true;
+    let mut events = running.client.generate(request).await.unwrap().into_inner();
+    let mut previews = Vec::new();
+    while let Some(message) = events.next().await {
+        if let Some(Event::Preview(preview)) = message.unwrap().event {
+            previews.push(preview);
+        }
+    }
+    let steps: Vec<u32> = previews.iter().map(|p| p.step).collect();
+    assert_eq!(steps, [2, 3]);
+    let image = previews.last().unwrap().image.as_ref().unwrap();
+    assert_eq!(image.key, "storyreel:job-7:keyframe:1:preview");
+    assert_eq!(image.shape, [2, 3, 8, 16]);
+    assert_eq!(image.dtype(), WireDType::U8);
+    let stored = running
+        .store
+        .get(&from_wire("image", image).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.as_bytes().len(), 2 * 3 * 8 * 16);
     running.server.shutdown().await;
 }
 
@@ -206,6 +235,14 @@ async fn bad_input_gets_its_code_and_names_the_field() {
         (request(64, 2048, 2, 2), Code::InvalidArgument, "size.height"),
         (request(64, 64, 33, 2), Code::InvalidArgument, "n_frames"),
         (request(64, 64, 2, 0), Code::InvalidArgument, "steps"),
+        (
+            GenerateRequest {
+                preview_every: Some(151),
+                ..request(64, 64, 2, 2)
+            },
+            Code::InvalidArgument,
+            "preview_every",
+        ),
         (
             GenerateRequest {
                 prompt: "fox ".repeat(100),

@@ -134,6 +134,7 @@ fn keyframe_request_round_trips() {
         n_frames: Some(16),
         reference_latents: Some(tensor_ref()),
         reference_strength: Some(0.6),
+        preview_every: Some(5),
     };
     let bytes = original.encode_to_vec();
     let decoded = keyframe::GenerateRequest::decode(bytes.as_slice()).expect("decodes");

@@ -24,6 +24,8 @@ pub enum JobEvent {
     Started { queue_time: Duration },
     /// `done` of `total` units (steps, slices, frames) finished.
     Progress { done: u32, total: u32 },
+    /// A look at the work after `step` units (a keyframe preview).
+    Preview { step: u32, image: Tensor },
     /// The last event.
     Done(Result<Tensor, StageError>),
 }
@@ -55,6 +57,9 @@ impl StageOutput {
 pub enum StageEvent {
     /// `done` of `total` units finished.
     Progress { done: u32, total: u32 },
+    /// A look at the work after `step` units, stored under the job's `preview` key (each
+    /// overwrites the last).
+    Preview { step: u32, image: TensorRef },
     /// Last, once.
     Finished(Box<StageOutput>),
 }
@@ -106,6 +111,16 @@ impl OutputPlace {
             .tensor(&self.job.job_id_for_keys(), self.stage, scene, self.name)?;
         Ok(store.put(&key, &tensor, None).await?)
     }
+
+    /// Stores `tensor` under the job's key `name` (never in the cache), e.g. a preview.
+    pub async fn store_aside(&self, name: &str, tensor: &Tensor) -> Result<TensorRef, StageError> {
+        let store = self.cache.store();
+        let scene = self.job.scene_index.unwrap_or(0);
+        let key = store
+            .keys()
+            .tensor(&self.job.job_id_for_keys(), self.stage, scene, name)?;
+        Ok(store.put(&key, tensor, None).await?)
+    }
 }
 
 /// Sets a flag when dropped.
@@ -137,6 +152,10 @@ pub fn forward(
                     continue;
                 }
                 JobEvent::Progress { done, total } => Ok(StageEvent::Progress { done, total }),
+                JobEvent::Preview { step, image } => place
+                    .store_aside("preview", &image)
+                    .await
+                    .map(|image| StageEvent::Preview { step, image }),
                 JobEvent::Done(Err(err)) => Err(err),
                 JobEvent::Done(Ok(tensor)) => place.store(tensor).await.map(|tensor| {
                     StageEvent::Finished(Box::new(StageOutput {
@@ -150,7 +169,7 @@ pub fn forward(
                     }))
                 }),
             };
-            let last = !matches!(out, Ok(StageEvent::Progress { .. }));
+            let last = !matches!(out, Ok(StageEvent::Progress { .. } | StageEvent::Preview { .. }));
             if tx.send(out).await.is_err() || last {
                 return;
             }
@@ -218,6 +237,14 @@ impl JobChannel {
         let _ = self.events.try_send(JobEvent::Progress {
             done: done as u32,
             total: total as u32,
+        });
+    }
+
+    /// Sends a preview; dropped when the caller is behind.
+    pub fn preview(&self, step: usize, image: Tensor) {
+        let _ = self.events.try_send(JobEvent::Preview {
+            step: step as u32,
+            image,
         });
     }
 
