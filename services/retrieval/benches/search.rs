@@ -1,4 +1,4 @@
-//! Search latency and index build rate at scale (issue 8): synthetic captions
+//! Search latency and index build rate at scale: synthetic captions
 //! (`storyreel_retrieval::synthetic`), BM25 top-100 + embedding re-rank, with and without
 //! the query embedding (MiniLM on its worker thread), p50/p99 and QPS; index build rate in
 //! clips/s without video. Run with `make bench` or

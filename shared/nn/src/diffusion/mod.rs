@@ -1,4 +1,4 @@
-//! Video latent diffusion (issue 4): the keyframe stage's models in the diffusers layout,
+//! Video latent diffusion: the keyframe stage's models in the diffusers layout,
 //! so that SD 1.5 / SD 2.1 UNets, AnimateDiff motion adapters and AutoencoderKL files load
 //! unchanged (VarStore paths equal diffusers' attribute names; configs are the
 //! checkpoints' own `config.json`; loading is strict).
