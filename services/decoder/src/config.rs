@@ -9,7 +9,10 @@ use storyreel_runtime::{
     paths::{deserialize_expanded_path, expanded_default},
     telemetry::TelemetryConfig,
 };
-use storyreel_stage::{WorkerConfig, serve::StageConfig};
+use storyreel_stage::{
+    WorkerConfig,
+    serve::{StageConfig, validate_tensor_stage},
+};
 use storyreel_tensors::StoreConfig;
 
 /// The VAE unless configured: the tiny pipeline's, which `make models` writes.
@@ -80,15 +83,11 @@ storyreel_stage::stage_config!(DecoderConfig);
 impl Validate for DecoderConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.validate_stage_tables()?;
-        self.tensors
-            .validate()
-            .map_err(|e| ValidationError::new("tensors", e.to_string()))?;
+        validate_tensor_stage(&self.tensors, &self.worker, self.max_frame_pixels)?;
         storyreel_llm::worker_config::validate_model_fields(&self.vae_dir, &self.device, &self.dtype)?;
         if self.realesrgan_dir.as_os_str().is_empty() {
             return Err(ValidationError::new("realesrgan_dir", "must not be empty"));
         }
-        self.worker.validate_one_call_at_a_time()?;
-        check_range("max_frame_pixels", self.max_frame_pixels, 64 * 64, 1 << 40)?;
         check_range("default_slice_frames", self.default_slice_frames, 1, 64)?;
         check_range("default_tile_size", self.default_tile_size, 32, 1024)?;
         check_range("default_tile_overlap", self.default_tile_overlap, 0, 64)?;

@@ -259,14 +259,11 @@ async fn bad_input_gets_its_code_and_names_the_field() {
 async fn reflection_v1alpha_lists_and_describes_the_service() {
     let running = start().await;
     let endpoint = running.server.endpoint.clone();
-    tokio::task::spawn_blocking(move || {
-        storyreel_test_support::assert_reflection(
-            &endpoint,
-            storyreel_decoder::SERVICE_NAME,
-            &["Encode", "Decode", "Upsample"],
-        )
-    })
-    .await
-    .unwrap();
+    storyreel_test_support::check_reflection(
+        &endpoint,
+        storyreel_decoder::SERVICE_NAME,
+        &["Encode", "Decode", "Upsample"],
+    )
+    .await;
     running.server.shutdown().await;
 }

@@ -10,7 +10,10 @@ use storyreel_runtime::{
     paths::{deserialize_expanded_path, expanded_default},
     telemetry::TelemetryConfig,
 };
-use storyreel_stage::{WorkerConfig, serve::StageConfig};
+use storyreel_stage::{
+    WorkerConfig,
+    serve::{StageConfig, validate_tensor_stage},
+};
 use storyreel_tensors::StoreConfig;
 
 /// The interpolation LDM unless configured: the tiny random one `make models` writes.
@@ -84,9 +87,7 @@ storyreel_stage::stage_config!(InterpolateConfig);
 impl Validate for InterpolateConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.validate_stage_tables()?;
-        self.tensors
-            .validate()
-            .map_err(|e| ValidationError::new("tensors", e.to_string()))?;
+        validate_tensor_stage(&self.tensors, &self.worker, self.max_frame_pixels)?;
         storyreel_llm::worker_config::validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         for (field, dir) in [
             ("text_encoder_dir", &self.text_encoder_dir),
@@ -96,8 +97,6 @@ impl Validate for InterpolateConfig {
                 return Err(ValidationError::new(field, "must not be empty"));
             }
         }
-        self.worker.validate_one_call_at_a_time()?;
-        check_range("max_frame_pixels", self.max_frame_pixels, 64 * 64, 1 << 40)?;
         check_range("default_steps", self.default_steps, 1, 150)?;
         if !matches!(self.default_factor, 4 | 16) {
             return Err(ValidationError::new(

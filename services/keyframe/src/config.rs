@@ -9,7 +9,10 @@ use storyreel_runtime::{
     paths::{deserialize_expanded_path, expanded_default},
     telemetry::TelemetryConfig,
 };
-use storyreel_stage::{WorkerConfig, serve::StageConfig};
+use storyreel_stage::{
+    WorkerConfig,
+    serve::{StageConfig, validate_tensor_stage},
+};
 use storyreel_tensors::StoreConfig;
 
 /// Where `model_dir` points unless configured: the tiny random pipeline `make models` writes.
@@ -93,12 +96,8 @@ storyreel_stage::stage_config!(KeyframeConfig);
 impl Validate for KeyframeConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.validate_stage_tables()?;
-        self.tensors
-            .validate()
-            .map_err(|e| ValidationError::new("tensors", e.to_string()))?;
+        validate_tensor_stage(&self.tensors, &self.worker, self.max_frame_pixels)?;
         storyreel_llm::worker_config::validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
-        self.worker.validate_one_call_at_a_time()?;
-        check_range("max_frame_pixels", self.max_frame_pixels, 64 * 64, 1 << 40)?;
         check_range("default_steps", self.default_steps, 1, limits::STEPS_MAX)?;
         check_range(
             "default_guidance_scale",

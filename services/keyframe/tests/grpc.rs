@@ -299,10 +299,7 @@ async fn bad_input_gets_its_code_and_names_the_field() {
 async fn reflection_v1alpha_lists_and_describes_the_service() {
     let running = start().await;
     let endpoint = running.server.endpoint.clone();
-    tokio::task::spawn_blocking(move || {
-        storyreel_test_support::assert_reflection(&endpoint, storyreel_keyframe::SERVICE_NAME, &["Generate"])
-    })
-    .await
-    .unwrap();
+    storyreel_test_support::check_reflection(&endpoint, storyreel_keyframe::SERVICE_NAME, &["Generate"])
+        .await;
     running.server.shutdown().await;
 }

@@ -295,14 +295,11 @@ async fn a_cancelled_call_stops_decoding_within_one_step() {
 async fn reflection_v1alpha_lists_and_describes_the_service() {
     let server = common::start().await;
     let endpoint = server.endpoint().to_string();
-    tokio::task::spawn_blocking(move || {
-        storyreel_test_support::assert_reflection(
-            &endpoint,
-            storyreel_prompt_rewriter::SERVICE_NAME,
-            &["Rewrite", "Keywords"],
-        )
-    })
-    .await
-    .unwrap();
+    storyreel_test_support::check_reflection(
+        &endpoint,
+        storyreel_prompt_rewriter::SERVICE_NAME,
+        &["Rewrite", "Keywords"],
+    )
+    .await;
     server.shutdown().await;
 }

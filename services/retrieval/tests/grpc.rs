@@ -324,14 +324,11 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
 async fn reflection_v1alpha_lists_and_describes_the_service() {
     let running = start().await;
     let endpoint = running.server.endpoint.clone();
-    tokio::task::spawn_blocking(move || {
-        storyreel_test_support::assert_reflection(
-            &endpoint,
-            storyreel_retrieval::SERVICE_NAME,
-            &["Search", "Ingest", "GetCatalogStats"],
-        )
-    })
-    .await
-    .unwrap();
+    storyreel_test_support::check_reflection(
+        &endpoint,
+        storyreel_retrieval::SERVICE_NAME,
+        &["Search", "Ingest", "GetCatalogStats"],
+    )
+    .await;
     running.shutdown().await;
 }

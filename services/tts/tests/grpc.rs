@@ -447,15 +447,12 @@ async fn stage_cache_off_stores_under_the_job() {
 async fn reflection_v1alpha_lists_and_describes_the_service() {
     let running = start(false).await;
     let endpoint = running.server.endpoint.clone();
-    tokio::task::spawn_blocking(move || {
-        storyreel_test_support::assert_reflection(
-            &endpoint,
-            storyreel_tts::SERVICE_NAME,
-            &["Synthesize", "SynthesizeStream", "ListVoices"],
-        )
-    })
-    .await
-    .unwrap();
+    storyreel_test_support::check_reflection(
+        &endpoint,
+        storyreel_tts::SERVICE_NAME,
+        &["Synthesize", "SynthesizeStream", "ListVoices"],
+    )
+    .await;
     running.shutdown().await;
 }
 

@@ -35,6 +35,20 @@ pub trait StageConfig:
     }
 }
 
+/// Checks what every tensor-in, tensor-out stage's config holds besides its models: the
+/// tensor store, a one-call-at-a-time worker and the `max_frame_pixels` budget.
+pub fn validate_tensor_stage(
+    tensors: &storyreel_tensors::StoreConfig,
+    worker: &crate::WorkerConfig,
+    max_frame_pixels: u64,
+) -> Result<(), storyreel_runtime::ValidationError> {
+    tensors
+        .validate()
+        .map_err(|e| storyreel_runtime::ValidationError::new("tensors", e.to_string()))?;
+    worker.validate_one_call_at_a_time()?;
+    storyreel_runtime::config::check_range("max_frame_pixels", max_frame_pixels, 64 * 64, 1 << 40)
+}
+
 /// What a stage's gRPC adapter holds: the service, the config and the calls' context
 /// factory. An adapter is a newtype over it (`pub struct TtsGrpc(Adapter<TtsStage>)`)
 /// that implements the generated server trait.

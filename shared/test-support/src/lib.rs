@@ -148,6 +148,15 @@ pub fn assert_reflection(endpoint: &str, service: &str, methods: &[&str]) {
     }
 }
 
+/// [`assert_reflection`] from async code: grpcurl runs on the blocking pool, so a server
+/// on this runtime keeps answering.
+pub async fn check_reflection(endpoint: &str, service: &'static str, methods: &'static [&'static str]) {
+    let endpoint = endpoint.to_string();
+    tokio::task::spawn_blocking(move || assert_reflection(&endpoint, service, methods))
+        .await
+        .expect("the reflection check ran");
+}
+
 /// `max |got - want| / max(max |want|, tiny)`, in f64.
 pub fn relative_error(got: &tch::Tensor, want: &tch::Tensor) -> f64 {
     assert_eq!(got.size(), want.size(), "shapes differ");
