@@ -84,7 +84,7 @@ impl Validate for DecoderConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.validate_stage_tables()?;
         validate_tensor_stage(&self.tensors, &self.worker, self.max_frame_pixels)?;
-        storyreel_llm::worker_config::validate_model_fields(&self.vae_dir, &self.device, &self.dtype)?;
+        storyreel_runtime::model::validate_model_fields(&self.vae_dir, &self.device, &self.dtype)?;
         if self.realesrgan_dir.as_os_str().is_empty() {
             return Err(ValidationError::new("realesrgan_dir", "must not be empty"));
         }

@@ -13,8 +13,8 @@ use crate::{
 };
 use serde::Serialize;
 use std::{sync::Arc, time::Instant};
-use storyreel_llm::seed::SeedOrigin;
 use storyreel_nn::realesrgan::{RealEsrganModel, TileOptions};
+use storyreel_runtime::seed::SeedOrigin;
 use storyreel_runtime::{JobInfo, ModelInfo, ModelState, StageStats};
 use storyreel_stage::{
     ModelWorker,

@@ -7,12 +7,12 @@ use crate::{
     error::DecoderError,
     service::{DecodeRequest, EncodeRequest, UpsampleRequest, Upsampler},
 };
-use storyreel_llm::seed;
 use storyreel_nn::realesrgan::RealEsrganModel;
 use storyreel_proto::{
     common::{self, Stage},
     decoder,
 };
+use storyreel_runtime::seed;
 use storyreel_runtime::{ValidationError, config::check_range, job::validate_context, tensor_ref};
 use storyreel_tensors::{DType, TensorRef};
 

@@ -88,7 +88,7 @@ impl Validate for InterpolateConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.validate_stage_tables()?;
         validate_tensor_stage(&self.tensors, &self.worker, self.max_frame_pixels)?;
-        storyreel_llm::worker_config::validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
+        storyreel_runtime::model::validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         for (field, dir) in [
             ("text_encoder_dir", &self.text_encoder_dir),
             ("rife_dir", &self.rife_dir),

@@ -7,11 +7,11 @@ use crate::{
     error::InterpolationError,
     service::{InterpolateRequest, Space},
 };
-use storyreel_llm::seed;
 use storyreel_proto::{
     common::{self, Stage},
     interpolation::InterpolateRequest as WireRequest,
 };
+use storyreel_runtime::seed;
 use storyreel_runtime::{
     ValidationError, config::check_range, job::validate_context, tensor_ref, text::check_no_control_chars,
 };

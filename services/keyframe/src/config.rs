@@ -97,7 +97,7 @@ impl Validate for KeyframeConfig {
     fn validate(&self) -> Result<(), ValidationError> {
         self.validate_stage_tables()?;
         validate_tensor_stage(&self.tensors, &self.worker, self.max_frame_pixels)?;
-        storyreel_llm::worker_config::validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
+        storyreel_runtime::model::validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         check_range("default_steps", self.default_steps, 1, limits::STEPS_MAX)?;
         check_range(
             "default_guidance_scale",

@@ -15,8 +15,8 @@ use crate::{
 };
 use serde::Serialize;
 use std::{sync::Arc, time::Instant};
-use storyreel_llm::seed::SeedOrigin;
 use storyreel_nn::clip_text::ClipTokenizer;
+use storyreel_runtime::seed::SeedOrigin;
 use storyreel_runtime::{JobInfo, ModelInfo, ModelState};
 pub use storyreel_stage::scheduler::SchedulerChoice;
 use storyreel_stage::{

@@ -7,11 +7,11 @@ use crate::{
     error::KeyframeError,
     service::{KeyframeRequest, Reference},
 };
-use storyreel_llm::seed;
 use storyreel_proto::{
     common::{self, Stage},
     keyframe::GenerateRequest,
 };
+use storyreel_runtime::seed;
 use storyreel_runtime::{
     ValidationError,
     config::check_range,

@@ -5,16 +5,16 @@
 //! - [`worker_config`]: the model location and batching keys of a service's config;
 //! - [`chat`]: chat turns and pre-filled answers ([`ChatPrompt`]);
 //! - [`sampling`]: `SamplingParams` limits, server defaults and validation;
-//! - [`seed`]: request, job, attempt and item seeds;
 //! - [`output_cache`]: finished outputs in the stage cache ([`OutputCache`]);
 //! - [`error`]: the worker's error, [`WorkerError`].
 
 pub mod chat;
+/// Request seeds (`storyreel_runtime::seed`), as every stage chooses them.
+pub use storyreel_runtime::seed;
 pub mod error;
 pub mod output_cache;
 pub mod prefix_store;
 pub mod sampling;
-pub mod seed;
 pub mod worker;
 pub mod worker_config;
 

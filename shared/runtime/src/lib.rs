@@ -5,7 +5,7 @@
 //! [`tensor_ref`] conversion between the store and the wire, the request [`job`] context
 //! (deadlines, model pin), the served [`model`]'s readiness and its identity
 //! ([`model_identity`]: one policy for name, version and digest), and [`text`]
-//! field checks.
+//! field checks, and request [`seed`]s.
 
 pub mod client;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod model;
 pub mod model_identity;
 pub mod paths;
 pub mod propagation;
+pub mod seed;
 pub mod server;
 pub mod server_layer;
 pub mod shutdown;

@@ -158,6 +158,43 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Checks the model location fields of a service config.
+pub fn validate_model_fields(
+    model_dir: &std::path::Path,
+    device: &str,
+    dtype: &str,
+) -> Result<(), crate::ValidationError> {
+    if model_dir.as_os_str().is_empty() {
+        return Err(crate::ValidationError::new("model_dir", "must not be empty"));
+    }
+    validate_device(device)?;
+    if !matches!(dtype, "f32" | "f16" | "bf16") {
+        return Err(crate::ValidationError::new(
+            "dtype",
+            format!("must be `f32`, `f16` or `bf16`, got `{dtype}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_device(device: &str) -> Result<(), crate::ValidationError> {
+    let ok = match device {
+        "cpu" | "cuda" | "mps" => true,
+        _ => device
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse::<u8>().ok())
+            .is_some_and(|i| i < 64),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::ValidationError::new(
+            "device",
+            format!("must be `cpu`, `cuda`, `cuda:<index 0-63>` or `mps`, got `{device}`"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! Seeds: which seed a request runs with, and how regeneration changes it (the same rules
-//! for every language-model stage).
+//! for every stage: language models, diffusion, interpolation, the VAE's posterior).
 //!
 //! - A request's own `seed` is used as is.
 //! - Otherwise the job's base seed (`context.seed`) is mixed with the stage, so stages of
