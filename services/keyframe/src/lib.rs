@@ -31,7 +31,7 @@ use storyreel_nn::{
 use storyreel_proto::keyframe::keyframe_service_server::KeyframeServiceServer;
 use storyreel_runtime::{
     ModelInfo, ModelState,
-    model_identity::{IdentityOverrides, identify_model_dir},
+    model_identity::{IdentityOverrides, composite, configured_or_stamped, identify_model_dir},
     with_message_limits,
 };
 use storyreel_stage::{Adapter, ModelWorker, Stage, WorkerSettings, metrics::DIFFUSION_BUCKETS};
@@ -44,31 +44,22 @@ pub const SERVICE_NAME: &str = "storyreel.keyframe.v1.KeyframeService";
 /// The stage name: process, metric label, thread name, tensor keys.
 pub const STAGE: &str = "keyframe";
 
-/// The pipeline's identity: the whole directory's (version configured or from its stamp)
-/// with the text encoder, the UNet and the motion adapter as components.
+/// The pipeline's identity: the text encoder, the UNet and the motion adapter as
+/// components (each file hashed once), a digest over theirs, and the version configured
+/// or the directory's stamp (else the components' versions).
 pub fn pipeline_identity(dir: &Path, version: &str) -> Result<ModelInfo, String> {
-    let name = |part: &str| format!("{}/{part}", dir.file_name().unwrap_or_default().to_string_lossy());
-    let mut whole = identify_model_dir(
-        dir,
-        IdentityOverrides {
-            name: None,
-            version: Some(version),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let dir_name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let mut parts = Vec::new();
     for part in ["text_encoder", "unet", "motion_adapter"] {
-        let part_name = name(part);
-        let identity = identify_model_dir(
-            &dir.join(part),
-            IdentityOverrides {
-                name: Some(&part_name),
-                version: Some(&whole.version),
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        whole.components.push(identity);
+        let name = format!("{dir_name}/{part}");
+        let overrides = IdentityOverrides {
+            name: Some(&name),
+            version: None,
+        };
+        parts.push(identify_model_dir(&dir.join(part), overrides).map_err(|e| e.to_string())?);
     }
-    Ok(whole)
+    let version = configured_or_stamped(dir, Some(version));
+    Ok(composite(&dir_name, version.as_deref(), parts))
 }
 
 /// The service of `config`: the pipeline loading on its worker (health is SERVING once it

@@ -83,6 +83,15 @@ pub fn composite(name: &str, version: Option<&str>, components: Vec<ModelInfo>) 
     }
 }
 
+/// The version of the model in `dir` by the policy, without a digest to fall back on:
+/// `configured` when non-empty, else the directory's stamp.
+pub fn configured_or_stamped(dir: &Path, configured: Option<&str>) -> Option<String> {
+    match configured.filter(|v| !v.is_empty()) {
+        Some(version) => Some(version.to_string()),
+        None => stamp_version(dir),
+    }
+}
+
 /// The first line of `dir/.stamp`, whitespace runs as `+`.
 fn stamp_version(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join(".stamp")).ok()?;
