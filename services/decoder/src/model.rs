@@ -7,7 +7,10 @@ use storyreel_nn::{
     diffusion::vae::AutoencoderKL,
     realesrgan::{RealEsrgan, RealEsrganModel, TileOptions},
 };
-use storyreel_stage::{BatchControl, StageModel, WorkerError, WorkerJob, outputs::JobChannel};
+use storyreel_stage::{
+    BatchControl, StageModel,
+    outputs::{ChannelJob, JobChannel, run_each},
+};
 use storyreel_tensors::{DType, Tensor as HostTensor, f16};
 use tch::{Kind, Tensor};
 
@@ -31,16 +34,7 @@ pub enum Work {
     },
 }
 
-pub struct DecoderJob {
-    pub work: Work,
-    pub channel: JobChannel,
-}
-
-impl WorkerJob for DecoderJob {
-    fn fail(&mut self, error: WorkerError) {
-        self.channel.done(Err(error.into()));
-    }
-}
+pub type DecoderJob = ChannelJob<Work>;
 
 /// The models the worker owns.
 pub struct DecoderModels {
@@ -53,11 +47,7 @@ impl StageModel for DecoderModels {
     type Job = DecoderJob;
 
     fn run_batch(&mut self, batch: &mut [DecoderJob], control: &BatchControl) -> Result<(), String> {
-        for job in batch.iter() {
-            job.channel.started(control);
-            let result = job.channel.check(control).and_then(|()| self.run(job, control));
-            job.channel.done(result);
-        }
+        run_each(batch, control, |work, channel| self.run(work, channel, control));
         Ok(())
     }
 }
@@ -95,8 +85,8 @@ fn to_pixels(unit: &Tensor) -> Result<HostTensor, DecoderError> {
 }
 
 impl DecoderModels {
-    fn run(&self, job: &DecoderJob, control: &BatchControl) -> Result<HostTensor, DecoderError> {
-        match &job.work {
+    fn run(&self, work: &Work, job: &JobChannel, control: &BatchControl) -> Result<HostTensor, DecoderError> {
+        match work {
             Work::Encode {
                 pixels,
                 sample_seed,
@@ -143,7 +133,7 @@ impl DecoderModels {
 
     fn decode(
         &self,
-        job: &DecoderJob,
+        job: &JobChannel,
         control: &BatchControl,
         latents: &HostTensor,
         slice: u32,
@@ -153,7 +143,7 @@ impl DecoderModels {
         let mut parts = Vec::new();
         let mut done = 0;
         while done < frames {
-            job.channel.check(control)?;
+            job.check(control)?;
             let n = (slice as i64).min(frames - done);
             let video = self
                 .vae
@@ -162,14 +152,14 @@ impl DecoderModels {
             // (1, 3, n, H, W) in [-1, 1] -> (n, 3, H, W) in [0, 1]
             parts.push(((video.squeeze_dim(0).permute([1, 0, 2, 3]) + 1.0) / 2.0).to_kind(Kind::Float));
             done += n;
-            job.channel.progress(done as usize, frames as usize);
+            job.progress(done as usize, frames as usize);
         }
         to_pixels(&Tensor::cat(&parts, 0))
     }
 
     fn upsample(
         &self,
-        job: &DecoderJob,
+        job: &JobChannel,
         control: &BatchControl,
         pixels: &HostTensor,
         model: RealEsrganModel,
@@ -183,14 +173,14 @@ impl DecoderModels {
         let frames = images.size()[0];
         let mut parts = Vec::with_capacity(frames as usize);
         for i in 0..frames {
-            job.channel.check(control)?;
+            job.check(control)?;
             let frame = images.narrow(0, i, 1).to_device(net.device());
             parts.push(
                 net.upscale(&frame, tiles)
                     .map_err(model_err)?
                     .to_kind(Kind::Float),
             );
-            job.channel.progress(i as usize + 1, frames as usize);
+            job.progress(i as usize + 1, frames as usize);
         }
         to_pixels(&Tensor::cat(&parts, 0))
     }

@@ -14,7 +14,9 @@ use storyreel_nn::{
     rife::{Rife, RifeOptions},
 };
 use storyreel_stage::{
-    BatchControl, StageModel, WorkerError, WorkerJob, outputs::JobChannel, scheduler::SchedulerChoice,
+    BatchControl, StageModel,
+    outputs::{ChannelJob, JobChannel, run_each},
+    scheduler::SchedulerChoice,
 };
 use storyreel_tensors::{DType, Tensor as HostTensor, f16};
 use tch::{Kind, Tensor};
@@ -36,16 +38,7 @@ pub enum Work {
     Pixel { frames: HostTensor, doublings: u32 },
 }
 
-pub struct InterpolationJob {
-    pub work: Work,
-    pub channel: JobChannel,
-}
-
-impl WorkerJob for InterpolationJob {
-    fn fail(&mut self, error: WorkerError) {
-        self.channel.done(Err(error.into()));
-    }
-}
+pub type InterpolationJob = ChannelJob<Work>;
 
 /// The models the worker owns.
 pub struct InterpolationModels {
@@ -58,11 +51,7 @@ impl StageModel for InterpolationModels {
     type Job = InterpolationJob;
 
     fn run_batch(&mut self, batch: &mut [InterpolationJob], control: &BatchControl) -> Result<(), String> {
-        for job in batch.iter() {
-            job.channel.started(control);
-            let result = job.channel.check(control).and_then(|()| self.run(job, control));
-            job.channel.done(result);
-        }
+        run_each(batch, control, |work, channel| self.run(work, channel, control));
         Ok(())
     }
 }
@@ -78,10 +67,11 @@ fn shape_of(t: &Tensor) -> Vec<usize> {
 impl InterpolationModels {
     fn run(
         &mut self,
-        job: &InterpolationJob,
+        work: &Work,
+        job: &JobChannel,
         control: &BatchControl,
     ) -> Result<HostTensor, InterpolationError> {
-        match &job.work {
+        match work {
             Work::Latent {
                 keys,
                 prompt,
@@ -103,7 +93,7 @@ impl InterpolationModels {
     #[allow(clippy::too_many_arguments)]
     fn latent(
         &self,
-        job: &InterpolationJob,
+        job: &JobChannel,
         control: &BatchControl,
         keys: &HostTensor,
         prompt: &str,
@@ -137,8 +127,8 @@ impl InterpolationModels {
             };
             let before = (pass * steps) as usize;
             let mut callback = |progress: storyreel_nn::diffusion::pipeline::StepProgress| {
-                job.channel.progress(before + progress.completed, total);
-                if job.channel.stopped(control) {
+                job.progress(before + progress.completed, total);
+                if job.stopped(control) {
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())
@@ -165,7 +155,7 @@ impl InterpolationModels {
 
     fn pixel(
         &self,
-        job: &InterpolationJob,
+        job: &JobChannel,
         control: &BatchControl,
         frames: &HostTensor,
         doublings: u32,
@@ -184,7 +174,7 @@ impl InterpolationModels {
             let t = clip.size()[0];
             let mut out = Vec::with_capacity((2 * t - 1) as usize);
             for i in 0..t - 1 {
-                job.channel.check(control)?;
+                job.check(control)?;
                 let (a, b) = (clip.narrow(0, i, 1), clip.narrow(0, i + 1, 1));
                 let middle = self
                     .rife
@@ -193,7 +183,7 @@ impl InterpolationModels {
                 out.push(a);
                 out.push(middle);
                 done += 1;
-                job.channel.progress(done, total);
+                job.progress(done, total);
             }
             out.push(clip.narrow(0, t - 1, 1));
             clip = Tensor::cat(&out, 0);

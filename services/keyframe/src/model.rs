@@ -8,7 +8,10 @@ use storyreel_nn::diffusion::{
     DiffusionError,
     pipeline::{VideoPipeline, VideoRequest},
 };
-use storyreel_stage::{BatchControl, StageModel, WorkerError, WorkerJob, outputs::JobChannel};
+use storyreel_stage::{
+    BatchControl, StageModel,
+    outputs::{ChannelJob, JobChannel, run_each},
+};
 use storyreel_tensors::Tensor as HostTensor;
 use tch::Tensor;
 
@@ -20,7 +23,7 @@ pub struct Latents {
 }
 
 /// One video to sample.
-pub struct SampleJob {
+pub struct Sample {
     pub prompt: String,
     pub negative_prompt: String,
     pub seed: u64,
@@ -34,7 +37,6 @@ pub struct SampleJob {
     pub reference: Option<(Latents, f32)>,
     /// A preview every this many steps (and after the last); 0: none.
     pub preview_every: u32,
-    pub channel: JobChannel,
 }
 
 /// The usual fixed linear map from Stable Diffusion's 4 latent channels to RGB (one row
@@ -75,11 +77,8 @@ pub fn preview(latents: &Tensor) -> Result<HostTensor, KeyframeError> {
     Ok(HostTensor::new(storyreel_tensors::DType::U8, shape, bytes)?)
 }
 
-impl WorkerJob for SampleJob {
-    fn fail(&mut self, error: WorkerError) {
-        self.channel.done(Err(error.into()));
-    }
-}
+/// A video to sample, on the worker's queue.
+pub type SampleJob = ChannelJob<Sample>;
 
 /// The pipeline, as the worker's model.
 pub struct KeyframeModel {
@@ -90,28 +89,33 @@ impl StageModel for KeyframeModel {
     type Job = SampleJob;
 
     fn run_batch(&mut self, batch: &mut [SampleJob], control: &BatchControl) -> Result<(), String> {
-        for job in batch.iter() {
-            job.channel.started(control);
-            let result = job
-                .channel
-                .check(control)
-                .and_then(|()| self.sample(job, control));
-            job.channel.done(result);
-        }
+        run_each(batch, control, |sample, channel| {
+            self.sample(sample, channel, control)
+        });
         Ok(())
     }
 }
 
 impl KeyframeModel {
-    fn sample(&mut self, job: &SampleJob, control: &BatchControl) -> Result<HostTensor, KeyframeError> {
+    fn sample(
+        &mut self,
+        job: &Sample,
+        channel: &JobChannel,
+        control: &BatchControl,
+    ) -> Result<HostTensor, KeyframeError> {
         let default = self.pipeline.scheduler.clone();
         self.pipeline.scheduler = job.scheduler.apply(&default);
-        let result = self.run(job, control);
+        let result = self.run(job, channel, control);
         self.pipeline.scheduler = default;
         result
     }
 
-    fn run(&self, job: &SampleJob, control: &BatchControl) -> Result<HostTensor, KeyframeError> {
+    fn run(
+        &self,
+        job: &Sample,
+        channel: &JobChannel,
+        control: &BatchControl,
+    ) -> Result<HostTensor, KeyframeError> {
         let device = self.pipeline.unet.device();
         let init = job.reference.as_ref().map(|(latents, strength)| {
             let shape: Vec<i64> = latents.shape.iter().map(|&d| d as i64).collect();
@@ -142,15 +146,15 @@ impl KeyframeModel {
         };
         let every = job.preview_every as usize;
         let mut callback = |progress: storyreel_nn::diffusion::pipeline::StepProgress, latents: &Tensor| {
-            job.channel.progress(progress.completed, progress.total);
+            channel.progress(progress.completed, progress.total);
             if every > 0 && (progress.completed.is_multiple_of(every) || progress.completed == progress.total)
             {
                 // a preview that cannot be made is skipped, not a failed call
                 if let Ok(image) = preview(latents) {
-                    job.channel.preview(progress.completed, image);
+                    channel.preview(progress.completed, image);
                 }
             }
-            if job.channel.stopped(control) {
+            if channel.stopped(control) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())

@@ -11,7 +11,7 @@
 
 use crate::{
     error::KeyframeError,
-    model::{Latents, SampleJob},
+    model::{Latents, Sample, SampleJob},
 };
 use serde::Serialize;
 use std::{sync::Arc, time::Instant};
@@ -167,7 +167,7 @@ impl Keyframe for WorkerKeyframe {
         let reference = self.reference(&request).await?;
         let (channel, events) = JobChannel::new(request.deadline);
         let (submitted, cancelled) = (channel.enqueued, channel.cancelled.clone());
-        self.worker.submit(SampleJob {
+        let work = Sample {
             prompt: request.prompt,
             negative_prompt: request.negative_prompt,
             seed: request.seed,
@@ -179,8 +179,8 @@ impl Keyframe for WorkerKeyframe {
             height: request.height,
             reference,
             preview_every: request.preview_every,
-            channel,
-        })?;
+        };
+        self.worker.submit(SampleJob { work, channel })?;
         Ok(forward(events, place, model, submitted, cancelled))
     }
 

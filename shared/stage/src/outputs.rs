@@ -199,6 +199,35 @@ pub async fn finished(mut events: StageEvents) -> Result<StageOutput, StageError
     Err(StageError::Model("the work ended without an output".into()))
 }
 
+/// A worker job: what to compute and its channel to the caller.
+pub struct ChannelJob<W> {
+    pub work: W,
+    pub channel: JobChannel,
+}
+
+impl<W: Send + 'static> crate::WorkerJob for ChannelJob<W> {
+    fn fail(&mut self, error: crate::WorkerError) {
+        self.channel.done(Err(error.into()));
+    }
+}
+
+/// Runs the jobs of a batch one after the other with `run`, each reported as started and
+/// done; a job whose caller is gone (or past its deadline) is not run.
+pub fn run_each<W>(
+    batch: &[ChannelJob<W>],
+    control: &crate::BatchControl,
+    mut run: impl FnMut(&W, &JobChannel) -> Result<Tensor, StageError>,
+) {
+    for job in batch {
+        job.channel.started(control);
+        let result = job
+            .channel
+            .check(control)
+            .and_then(|()| run(&job.work, &job.channel));
+        job.channel.done(result);
+    }
+}
+
 /// A worker job's handle on its caller: progress and the end go to `events`; the job
 /// stops at its next step once `stopped` says so.
 pub struct JobChannel {
