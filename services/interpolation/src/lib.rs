@@ -49,6 +49,15 @@ pub const STAGE: &str = "interpolation";
 pub async fn start_service(
     config: &InterpolateConfig,
 ) -> Result<Arc<WorkerInterpolation>, InterpolationError> {
+    let store = storyreel_tensors::open_store(&config.tensors).await?;
+    start_service_on(config, store).await
+}
+
+/// [`start_service`] on a store the caller shares (the embedded pipeline's).
+pub async fn start_service_on(
+    config: &InterpolateConfig,
+    store: Arc<dyn storyreel_tensors::TensorStore>,
+) -> Result<Arc<WorkerInterpolation>, InterpolationError> {
     let tokenizer_path = config.text_encoder_dir.join("tokenizer/tokenizer.json");
     let tokenizer = ClipTokenizer::from_file(&tokenizer_path).map_err(|e| {
         InterpolationError::Model(format!(
@@ -56,7 +65,6 @@ pub async fn start_service(
             tokenizer_path.display()
         ))
     })?;
-    let store = storyreel_tensors::open_store(&config.tensors).await?;
     let device: DeviceSpec = config.device.parse().map_err(InterpolationError::Model)?;
     let dtype = match config.dtype.as_str() {
         "f16" => DType::F16,
@@ -120,8 +128,11 @@ impl Stage for InterpolationStage {
     type Config = InterpolateConfig;
     type Service = dyn Interpolation;
 
-    async fn start(config: &InterpolateConfig) -> anyhow::Result<Arc<dyn Interpolation>> {
-        Ok(start_service(config).await?)
+    async fn start_with_store(
+        config: &InterpolateConfig,
+        store: Arc<dyn storyreel_tensors::TensorStore>,
+    ) -> anyhow::Result<Arc<dyn Interpolation>> {
+        Ok(start_service_on(config, store).await?)
     }
 
     fn model_state(service: &dyn Interpolation) -> watch::Receiver<ModelState> {

@@ -65,6 +65,15 @@ pub fn pipeline_identity(dir: &Path, version: &str) -> Result<ModelInfo, String>
 /// The service of `config`: the pipeline loading on its worker (health is SERVING once it
 /// has loaded), the CLIP tokenizer for validation, the tensor store and the stage cache.
 pub async fn start_service(config: &KeyframeConfig) -> Result<Arc<WorkerKeyframe>, KeyframeError> {
+    let store = storyreel_tensors::open_store(&config.tensors).await?;
+    start_service_on(config, store).await
+}
+
+/// [`start_service`] on a store the caller shares (the embedded pipeline's).
+pub async fn start_service_on(
+    config: &KeyframeConfig,
+    store: Arc<dyn storyreel_tensors::TensorStore>,
+) -> Result<Arc<WorkerKeyframe>, KeyframeError> {
     let tokenizer_path = config.model_dir.join("tokenizer/tokenizer.json");
     let tokenizer = ClipTokenizer::from_file(&tokenizer_path).map_err(|e| {
         KeyframeError::Model(format!(
@@ -72,7 +81,6 @@ pub async fn start_service(config: &KeyframeConfig) -> Result<Arc<WorkerKeyframe
             tokenizer_path.display()
         ))
     })?;
-    let store = storyreel_tensors::open_store(&config.tensors).await?;
     let device: DeviceSpec = config
         .device
         .parse()
@@ -106,8 +114,11 @@ impl Stage for KeyframeStage {
     type Config = KeyframeConfig;
     type Service = dyn Keyframe;
 
-    async fn start(config: &KeyframeConfig) -> anyhow::Result<Arc<dyn Keyframe>> {
-        Ok(start_service(config).await?)
+    async fn start_with_store(
+        config: &KeyframeConfig,
+        store: Arc<dyn storyreel_tensors::TensorStore>,
+    ) -> anyhow::Result<Arc<dyn Keyframe>> {
+        Ok(start_service_on(config, store).await?)
     }
 
     fn model_state(service: &dyn Keyframe) -> watch::Receiver<ModelState> {

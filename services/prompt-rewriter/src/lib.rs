@@ -62,12 +62,23 @@ impl Stage for PromptRewriterStage {
     type Config = PromptRewriterConfig;
     type Service = dyn PromptRewriter;
 
+    /// Opens the tensor store only when the stage cache is on.
     async fn start(config: &PromptRewriterConfig) -> anyhow::Result<Arc<dyn PromptRewriter>> {
+        if !config.cache_outputs {
+            return Ok(Arc::new(ModelBackedPromptRewriter::start(config)?));
+        }
+        let store = storyreel_tensors::open_store(&config.tensors).await?;
+        Self::start_with_store(config, store).await
+    }
+
+    async fn start_with_store(
+        config: &PromptRewriterConfig,
+        store: Arc<dyn storyreel_tensors::TensorStore>,
+    ) -> anyhow::Result<Arc<dyn PromptRewriter>> {
         let model: Arc<dyn PromptRewriter> = Arc::new(ModelBackedPromptRewriter::start(config)?);
         if !config.cache_outputs {
             return Ok(model);
         }
-        let store = storyreel_tensors::open_store(&config.tensors).await?;
         let cache = OutputCache::new(StageCache::new(store, STAGE, true));
         Ok(Arc::new(cached::CachedPromptRewriter::new(
             model,

@@ -56,6 +56,13 @@ pub enum RetrievalError {
     #[error("frames of clip `{clip_id}`: {message}")]
     Frames { clip_id: String, message: String },
 
+    /// `frames_clip_id` names a clip that the search did not return.
+    #[error(
+        "`frames_clip_id` is `{clip_id}`, which is not among the {hits} hits of this search; \
+         pass one of the returned clip ids or leave it empty for the best"
+    )]
+    NotAHit { clip_id: String, hits: usize },
+
     /// The tensor store failed.
     #[error(transparent)]
     Tensors(#[from] storyreel_tensors::Error),
@@ -105,6 +112,7 @@ impl HasErrorCode for RetrievalError {
             RetrievalError::NotReady { .. } => ErrorCode::NotReady,
             RetrievalError::DeadlineExceeded => ErrorCode::Timeout,
             RetrievalError::CatalogBusy { .. } => ErrorCode::Unavailable,
+            RetrievalError::NotAHit { .. } => ErrorCode::NotFound,
             RetrievalError::Tensors(e) => e.error_code(),
             RetrievalError::Encoder(_)
             | RetrievalError::Index { .. }
@@ -154,6 +162,13 @@ mod tests {
             (
                 RetrievalError::CatalogBusy { dir: "/c".into() },
                 Code::Unavailable,
+            ),
+            (
+                RetrievalError::NotAHit {
+                    clip_id: "c9".into(),
+                    hits: 5,
+                },
+                Code::NotFound,
             ),
             (RetrievalError::Internal("bug".into()), Code::Internal),
         ];

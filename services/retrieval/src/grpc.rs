@@ -130,6 +130,7 @@ fn model_info(m: &crate::catalog::EmbeddingModel) -> common::ModelInfo {
         version: m.version.clone(),
         weights_sha256: m.weights_sha256.clone(),
         components: Vec::new(),
+        random_init: false,
     }
 }
 

@@ -67,6 +67,14 @@ pub fn open_catalog(config: &RetrievalConfig) -> Result<(Arc<Catalog>, Arc<dyn E
 /// The model-backed service of `config`: encoder, catalog, tensor store.
 pub async fn start_service(config: &RetrievalConfig) -> Result<Arc<CatalogRetrieval>, RetrievalError> {
     let store = storyreel_tensors::open_store(&config.tensors).await?;
+    start_service_on(config, store).await
+}
+
+/// [`start_service`] on a store the caller shares (the embedded pipeline's).
+pub async fn start_service_on(
+    config: &RetrievalConfig,
+    store: Arc<dyn storyreel_tensors::TensorStore>,
+) -> Result<Arc<CatalogRetrieval>, RetrievalError> {
     let (catalog, encoder) = open_catalog(config)?;
     Ok(Arc::new(CatalogRetrieval::new(
         catalog,
@@ -94,8 +102,11 @@ impl Stage for RetrievalStage {
     type Config = RetrievalConfig;
     type Service = dyn Retrieval;
 
-    async fn start(config: &RetrievalConfig) -> anyhow::Result<Arc<dyn Retrieval>> {
-        Ok(start_service(config).await?)
+    async fn start_with_store(
+        config: &RetrievalConfig,
+        store: Arc<dyn storyreel_tensors::TensorStore>,
+    ) -> anyhow::Result<Arc<dyn Retrieval>> {
+        Ok(start_service_on(config, store).await?)
     }
 
     fn model_state(service: &dyn Retrieval) -> watch::Receiver<ModelState> {

@@ -47,6 +47,8 @@ pub struct SearchRequest {
     pub filters: Filters,
     pub frames: FrameSpec,
     pub skip_frames: bool,
+    /// The hit whose frames are returned; `None`: the best.
+    pub frames_clip_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +143,7 @@ impl Retrieval for CatalogRetrieval {
             version: served.version.clone(),
             weights_sha256: served.weights_sha256.clone(),
             components: Vec::new(),
+            random_init: false,
         })?;
         let queued = Instant::now();
         let _slot = self
@@ -190,10 +193,23 @@ impl Retrieval for CatalogRetrieval {
         })
         .await?;
 
-        let (frames, frame_times_s, cache_hit) = match ranking.hits.first() {
-            Some(best) if !request.skip_frames => {
-                let (frames, times, hit) = self.frames(best, &request).await?;
-                (Some(frames), times, hit)
+        let chosen = match &request.frames_clip_id {
+            None => ranking.hits.first(),
+            Some(id) => Some(
+                ranking
+                    .hits
+                    .iter()
+                    .find(|hit| &hit.record.clip_id == id)
+                    .ok_or_else(|| RetrievalError::NotAHit {
+                        clip_id: id.clone(),
+                        hits: ranking.hits.len(),
+                    })?,
+            ),
+        };
+        let (frames, frame_times_s, cache_hit) = match chosen {
+            Some(hit) if !request.skip_frames => {
+                let (frames, times, cached) = self.frames(hit, &request).await?;
+                (Some(frames), times, cached)
             }
             _ => (None, Vec::new(), false),
         };

@@ -55,6 +55,7 @@ pub fn validate_search(
         filters,
         frames,
         skip_frames,
+        frames_clip_id,
     } = request;
     let (job, deadline) = validate_context(context)?;
 
@@ -104,9 +105,13 @@ pub fn validate_search(
             format!("must be between 1 and {FRAME_COUNT_MAX}, got {count}"),
         ));
     }
+    let frames_clip_id = frames_clip_id.trim().to_string();
+    check_max_chars("frames_clip_id", &frames_clip_id, CLIP_ID_MAX_CHARS)?;
+    check_no_control_chars("frames_clip_id", &frames_clip_id)?;
     Ok(SearchRequest {
         job,
         deadline,
+        frames_clip_id: (!frames_clip_id.is_empty()).then_some(frames_clip_id),
         keywords: cleaned,
         prompt,
         k,

@@ -60,12 +60,23 @@ impl Stage for StoryLlmStage {
     type Config = StoryLlmConfig;
     type Service = dyn StoryLlm;
 
+    /// Opens the tensor store only when the stage cache is on.
     async fn start(config: &StoryLlmConfig) -> anyhow::Result<Arc<dyn StoryLlm>> {
+        if !config.cache_outputs {
+            return Ok(Arc::new(ModelBackedStoryLlm::start(config)?));
+        }
+        let store = storyreel_tensors::open_store(&config.tensors).await?;
+        Self::start_with_store(config, store).await
+    }
+
+    async fn start_with_store(
+        config: &StoryLlmConfig,
+        store: Arc<dyn storyreel_tensors::TensorStore>,
+    ) -> anyhow::Result<Arc<dyn StoryLlm>> {
         let model: Arc<dyn StoryLlm> = Arc::new(ModelBackedStoryLlm::start(config)?);
         if !config.cache_outputs {
             return Ok(model);
         }
-        let store = storyreel_tensors::open_store(&config.tensors).await?;
         let cache = OutputCache::new(StageCache::new(store, STAGE, true));
         Ok(Arc::new(cached::CachedStoryLlm::new(model, cache)))
     }

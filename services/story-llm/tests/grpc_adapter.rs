@@ -123,6 +123,7 @@ fn model() -> ModelInfo {
         version: "test".into(),
         weights_sha256: "0".repeat(64),
         components: vec![],
+        random_init: false,
     }
 }
 
@@ -338,6 +339,7 @@ async fn generate_applies_defaults_and_returns_the_story() {
                 version: "test".into(),
                 weights_sha256: "0".repeat(64),
                 components: vec![],
+                random_init: false,
             }),
             usage: Some(common::TokenUsage {
                 prompt_tokens: 120,

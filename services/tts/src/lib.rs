@@ -84,6 +84,14 @@ pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
 /// tensor store.
 pub async fn start_service(config: &TtsConfig) -> Result<Arc<WorkerTts>, TtsError> {
     let store = storyreel_tensors::open_store(&config.tensors).await?;
+    start_service_on(config, store).await
+}
+
+/// [`start_service`] on a store the caller shares (the embedded pipeline's).
+pub async fn start_service_on(
+    config: &TtsConfig,
+    store: Arc<dyn storyreel_tensors::TensorStore>,
+) -> Result<Arc<WorkerTts>, TtsError> {
     let worker = SynthesisWorker::start(voice_loaders(config), config.worker(), &config.default_voice)?;
     let cache = StageCache::new(store, STAGE, config.cache_outputs);
     Ok(Arc::new(WorkerTts::new(worker, cache)))
@@ -104,8 +112,11 @@ impl Stage for TtsStage {
     type Config = TtsConfig;
     type Service = dyn Tts;
 
-    async fn start(config: &TtsConfig) -> anyhow::Result<Arc<dyn Tts>> {
-        Ok(start_service(config).await?)
+    async fn start_with_store(
+        config: &TtsConfig,
+        store: Arc<dyn storyreel_tensors::TensorStore>,
+    ) -> anyhow::Result<Arc<dyn Tts>> {
+        Ok(start_service_on(config, store).await?)
     }
 
     fn model_state(service: &dyn Tts) -> watch::Receiver<ModelState> {

@@ -186,6 +186,7 @@ mod tests {
                 version: "1".into(),
                 weights_sha256: "0".repeat(64),
                 components: Vec::new(),
+                random_init: false,
             },
             seeded,
         }

@@ -23,6 +23,10 @@ pub struct ModelInfo {
     pub weights_sha256: String,
     /// Parts of a composite model, in a fixed order; empty for a single model.
     pub components: Vec<ModelInfo>,
+    /// The weights are random-initialised (an architecture test model, as `make models`
+    /// writes where no trained weights exist in the package registries): the output is
+    /// noise. Callers choose another path for what a person will see.
+    pub random_init: bool,
 }
 
 impl ModelInfo {
@@ -39,6 +43,7 @@ impl From<ModelInfo> for common::ModelInfo {
             version: m.version,
             weights_sha256: m.weights_sha256,
             components: m.components.into_iter().map(Into::into).collect(),
+            random_init: m.random_init,
         }
     }
 }

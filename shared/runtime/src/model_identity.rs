@@ -54,7 +54,19 @@ pub fn identify_model_dir(dir: &Path, overrides: IdentityOverrides<'_>) -> Resul
         version,
         weights_sha256: digest,
         components: Vec::new(),
+        random_init: is_random_init(dir),
     })
+}
+
+/// The file whose presence marks a model directory's weights as random-initialised.
+pub const RANDOM_INIT_MARKER: &str = ".random-init";
+
+/// True when `dir`, or the pipeline directory holding it, carries [`RANDOM_INIT_MARKER`].
+pub fn is_random_init(dir: &Path) -> bool {
+    dir.join(RANDOM_INIT_MARKER).is_file()
+        || dir
+            .parent()
+            .is_some_and(|parent| parent.join(RANDOM_INIT_MARKER).is_file())
 }
 
 /// A model made of `components` (in a fixed order): version configured, else the
@@ -79,6 +91,7 @@ pub fn composite(name: &str, version: Option<&str>, components: Vec<ModelInfo>) 
         name: name.to_string(),
         version,
         weights_sha256: hex::encode(hasher.finalize()),
+        random_init: components.iter().any(|c| c.random_init),
         components,
     }
 }
@@ -245,6 +258,7 @@ mod tests {
             version: version.into(),
             weights_sha256: "0".repeat(64),
             components: Vec::new(),
+            random_init: false,
         };
         let whole = composite("keyframe", None, vec![part("unet", "a"), part("vae", "b")]);
         assert_eq!(whole.version, "a/b");

@@ -27,6 +27,8 @@ pub trait StageConfig:
 {
     fn server(&self) -> &ServerConfig;
     fn telemetry(&self) -> &TelemetryConfig;
+    /// The tensor store a stage process opens (`[<stage>.tensors]`).
+    fn tensors(&self) -> &storyreel_tensors::StoreConfig;
 
     /// Validates the `server` and `telemetry` tables; a stage's `validate` starts here.
     fn validate_stage_tables(&self) -> Result<(), storyreel_runtime::ValidationError> {
@@ -94,13 +96,16 @@ macro_rules! stage_config {
             fn telemetry(&self) -> &storyreel_runtime::telemetry::TelemetryConfig {
                 &self.telemetry
             }
+            fn tensors(&self) -> &storyreel_tensors::StoreConfig {
+                &self.tensors
+            }
         }
     };
 }
 
 /// What makes one stage different from another.
 #[async_trait::async_trait]
-pub trait Stage: 'static {
+pub trait Stage: Send + Sync + 'static {
     /// Process and telemetry name, e.g. `story-llm`.
     const NAME: &'static str;
     /// The config table and the `STORYREEL_<TABLE>__` environment prefix, e.g. `story_llm`.
@@ -114,8 +119,19 @@ pub trait Stage: 'static {
     /// The plain service trait object (`dyn StoryLlm`).
     type Service: ?Sized + Send + Sync + 'static;
 
-    /// Starts the service of `config`. Its model may still be loading when this returns.
-    async fn start(config: &Self::Config) -> anyhow::Result<Arc<Self::Service>>;
+    /// Starts the service of `config` on `store`, which it shares with whoever else holds
+    /// it (the embedded pipeline gives every stage one in-process store). Its model may
+    /// still be loading when this returns.
+    async fn start_with_store(
+        config: &Self::Config,
+        store: Arc<dyn storyreel_tensors::TensorStore>,
+    ) -> anyhow::Result<Arc<Self::Service>>;
+
+    /// Starts the service of `config` on the store its `tensors` table names.
+    async fn start(config: &Self::Config) -> anyhow::Result<Arc<Self::Service>> {
+        let store = storyreel_tensors::open_store(config.tensors()).await?;
+        Self::start_with_store(config, store).await
+    }
 
     /// The model state readiness follows.
     fn model_state(service: &Self::Service) -> watch::Receiver<ModelState>;

@@ -63,6 +63,7 @@ fn info() -> ModelInfo {
         version: "1".into(),
         weights_sha256: "0".repeat(64),
         components: Vec::new(),
+        random_init: false,
     }
 }
 

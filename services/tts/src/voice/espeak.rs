@@ -38,6 +38,7 @@ impl EspeakVoice {
                     version: info.version,
                     weights_sha256,
                     components: Vec::new(),
+                    random_init: false,
                 },
                 seeded: false,
             },

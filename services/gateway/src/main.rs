@@ -1,0 +1,5 @@
+//! `storyreel`: see [`storyreel_gateway::cli`].
+
+fn main() -> std::process::ExitCode {
+    storyreel_gateway::cli::main()
+}

@@ -1,0 +1,74 @@
+//! How the DAG reaches the stages: [`StageExecutor`], one method per stage call, in the
+//! stages' own wire messages. The embedded mode implements it with the services' gRPC
+//! adapters called in process (no network, the same validation and error codes); the
+//! gateway implements it with gRPC clients. The DAG never knows which.
+
+use futures::stream::BoxStream;
+use std::sync::Arc;
+use storyreel_proto::{decoder, interpolation, keyframe, prompt_rewriter, retrieval, story_llm, tts};
+use storyreel_runtime::ModelInfo;
+use storyreel_tensors::TensorStore;
+use tonic::Status;
+
+/// A streamed call's events.
+pub type Events<T> = BoxStream<'static, Result<T, Status>>;
+
+#[async_trait::async_trait]
+pub trait StageExecutor: Send + Sync {
+    /// story-llm GenerateStream: the scenes S^D as they are written.
+    async fn story(
+        &self,
+        request: story_llm::GenerateStreamRequest,
+    ) -> Result<Events<story_llm::GenerateStreamResponse>, Status>;
+
+    /// prompt-rewriter Rewrite: S^D -> S^P.
+    async fn rewrite(
+        &self,
+        request: prompt_rewriter::RewriteRequest,
+    ) -> Result<prompt_rewriter::RewriteResponse, Status>;
+
+    /// prompt-rewriter Keywords: S^P -> S^K.
+    async fn keywords(
+        &self,
+        request: prompt_rewriter::KeywordsRequest,
+    ) -> Result<prompt_rewriter::KeywordsResponse, Status>;
+
+    /// retrieval Search: S^K (+ S^P) -> ranked clips and one clip's frames.
+    async fn search(&self, request: retrieval::SearchRequest) -> Result<retrieval::SearchResponse, Status>;
+
+    /// decoder Encode: pixels -> latents.
+    async fn encode(&self, request: decoder::EncodeRequest) -> Result<decoder::EncodeResponse, Status>;
+
+    /// keyframe Generate: S^P -> key-frame latents.
+    async fn keyframe(
+        &self,
+        request: keyframe::GenerateRequest,
+    ) -> Result<Events<keyframe::GenerateResponse>, Status>;
+
+    /// interpolation Interpolate: key frames -> 4x / 16x frames.
+    async fn interpolate(
+        &self,
+        request: interpolation::InterpolateRequest,
+    ) -> Result<Events<interpolation::InterpolateResponse>, Status>;
+
+    /// decoder Decode: latents -> u8 frames.
+    async fn decode(
+        &self,
+        request: decoder::DecodeRequest,
+    ) -> Result<Events<decoder::DecodeResponse>, Status>;
+
+    /// decoder Upsample: u8 frames -> larger u8 frames.
+    async fn upsample(
+        &self,
+        request: decoder::UpsampleRequest,
+    ) -> Result<Events<decoder::UpsampleResponse>, Status>;
+
+    /// tts Synthesize: scene text -> narration.
+    async fn synthesize(&self, request: tts::SynthesizeRequest) -> Result<tts::SynthesizeResponse, Status>;
+
+    /// The keyframe stage's model once it is ready: `auto` chooses the backend by it.
+    async fn keyframe_model(&self) -> Result<ModelInfo, Status>;
+
+    /// The tensor store the stages write to: the assembly reads frames and audio here.
+    fn store(&self) -> Arc<dyn TensorStore>;
+}
