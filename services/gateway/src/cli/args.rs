@@ -154,20 +154,27 @@ fn read_lines(option: &str, path: &Path) -> Result<Vec<String>, String> {
     Ok(lines)
 }
 
-/// `<title words>-<seed>`: readable, and distinct per seed.
+/// `<title words>-<seed>`: readable, and distinct per seed. The words are cut at a
+/// word boundary within 40 characters.
 pub fn job_id(title: &str, seed: u64) -> String {
     let mut slug = String::new();
-    for c in title.chars() {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c.to_ascii_lowercase());
-        } else if !slug.ends_with('-') && !slug.is_empty() {
-            slug.push('-');
-        }
-        if slug.len() >= 40 {
+    for word in title
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let word = word.to_ascii_lowercase();
+        let extra = word.len() + usize::from(!slug.is_empty());
+        if slug.len() + extra > 40 {
+            if slug.is_empty() {
+                slug = word[..40].to_string();
+            }
             break;
         }
+        if !slug.is_empty() {
+            slug.push('-');
+        }
+        slug.push_str(&word);
     }
-    let slug = slug.trim_matches('-');
     if slug.is_empty() {
         format!("job-{seed:016x}")
     } else {
@@ -240,5 +247,10 @@ mod tests {
         );
         assert_eq!(job_id("¿?", 2), "job-0000000000000002");
         assert!(job_id(&"word ".repeat(30), 3).len() <= 64);
+        assert_eq!(
+            job_id("Eight Great Wonders of the China and World (4 each)", 7),
+            "eight-great-wonders-of-the-china-and-0000000000000007"
+        );
+        assert_eq!(job_id(&"x".repeat(60), 1).len(), 40 + 17);
     }
 }

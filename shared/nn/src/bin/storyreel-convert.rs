@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use std::{path::PathBuf, process::ExitCode};
 use storyreel_nn::{
     clip_text::bpe_vocab,
-    diffusion::tiny_model::write_tiny_keyframe_model,
+    diffusion::tiny_model::{write_tiny_keyframe_model, write_tiny_keyframe_model_with_tokenizer},
     gguf::{
         GgufFile, describe,
         to_hf::{OutputDtype, convert_gguf_to_hf},
@@ -72,6 +72,10 @@ enum Command {
         /// the seed of the random weights
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// a CLIP tokenizer directory (`clip-tokenizer` above) to size the text encoder
+        /// for; default: the 675-token parity-fixture tokenizer
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
     },
     /// Rebuild a Piper voice's PyTorch state dict from its ONNX export: writes
     /// model.safetensors and config.json (the VITS hyperparameters) into the directory.
@@ -167,8 +171,11 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 out.display()
             );
         }
-        Command::TinyKeyframe { out, seed } => {
-            let files = write_tiny_keyframe_model(&out, seed)?;
+        Command::TinyKeyframe { out, seed, tokenizer } => {
+            let files = match &tokenizer {
+                Some(dir) => write_tiny_keyframe_model_with_tokenizer(&out, seed, dir)?,
+                None => write_tiny_keyframe_model(&out, seed)?,
+            };
             println!(
                 "wrote the tiny keyframe model (seed {seed}) to {}: {} files",
                 out.display(),

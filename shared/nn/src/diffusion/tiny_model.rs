@@ -70,7 +70,16 @@ fn vae_config() -> Value {
     })
 }
 
-fn text_encoder_config() -> Value {
+fn text_encoder_config(vocabulary: &Vocabulary) -> Value {
+    let mut config = fixture_text_encoder_config();
+    config["vocab_size"] = json!(vocabulary.size);
+    config["bos_token_id"] = json!(vocabulary.bos);
+    config["eos_token_id"] = json!(vocabulary.eos);
+    config["pad_token_id"] = json!(vocabulary.pad);
+    config
+}
+
+fn fixture_text_encoder_config() -> Value {
     json!({
         "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 672,
         "dropout": 0.0, "eos_token_id": 673, "hidden_act": "quick_gelu", "hidden_size": 64,
@@ -229,9 +238,92 @@ pub(crate) fn write_motion_unet_split(
     Ok(files)
 }
 
-/// Writes the tiny keyframe model into `out` (created), seeded by `seed`; returns the
-/// files written.
+/// The tokenizer the tiny model's text encoder is sized for.
+struct Vocabulary {
+    tokenizer_json: String,
+    tokenizer_config: Value,
+    size: i64,
+    bos: i64,
+    eos: i64,
+    pad: i64,
+}
+
+impl Vocabulary {
+    /// The 675-token parity-fixture BPE.
+    fn fixture() -> Self {
+        let config = fixture_text_encoder_config();
+        let id = |key: &str| config[key].as_i64().expect("an id");
+        Vocabulary {
+            tokenizer_json: TOKENIZER_JSON.to_string(),
+            tokenizer_config: tokenizer_config(),
+            size: id("vocab_size"),
+            bos: id("bos_token_id"),
+            eos: id("eos_token_id"),
+            pad: id("pad_token_id"),
+        }
+    }
+
+    /// A CLIP tokenizer directory (`tokenizer.json`, `tokenizer_config.json`): the text
+    /// encoder gets its vocabulary size and special-token ids.
+    fn from_dir(dir: &Path) -> Result<Self, DiffusionError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).map_err(|source| DiffusionError::Io { path, source })
+        };
+        let (tokenizer_json, config_json) = (read("tokenizer.json")?, read("tokenizer_config.json")?);
+        let bad = |what: String| DiffusionError::config("tokenizer", format!("in {}: {what}", dir.display()));
+        let tokenizer: Value = serde_json::from_str(&tokenizer_json).map_err(|e| bad(e.to_string()))?;
+        let tokenizer_config: Value = serde_json::from_str(&config_json).map_err(|e| bad(e.to_string()))?;
+        let mut ids: Vec<(String, i64)> = tokenizer["model"]["vocab"]
+            .as_object()
+            .ok_or_else(|| bad("no model.vocab".into()))?
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
+            .collect();
+        for added in tokenizer["added_tokens"].as_array().into_iter().flatten() {
+            if let (Some(content), Some(id)) = (added["content"].as_str(), added["id"].as_i64()) {
+                ids.push((content.to_string(), id));
+            }
+        }
+        let id_of = |key: &str| -> Result<i64, DiffusionError> {
+            let token = tokenizer_config[key]
+                .as_str()
+                .ok_or_else(|| bad(format!("no {key} in tokenizer_config.json")))?;
+            ids.iter()
+                .find(|(t, _)| t == token)
+                .map(|(_, id)| *id)
+                .ok_or_else(|| bad(format!("{key} `{token}` is not in the vocabulary")))
+        };
+        Ok(Vocabulary {
+            size: ids.iter().map(|(_, id)| id + 1).max().unwrap_or(0),
+            bos: id_of("bos_token")?,
+            eos: id_of("eos_token")?,
+            pad: id_of("pad_token")?,
+            tokenizer_json,
+            tokenizer_config,
+        })
+    }
+}
+
+/// Writes the tiny keyframe model into `out` (created), seeded by `seed`, with the
+/// 675-token fixture tokenizer; returns the files written.
 pub fn write_tiny_keyframe_model(out: &Path, seed: u64) -> Result<Vec<PathBuf>, DiffusionError> {
+    write_tiny_model(out, seed, Vocabulary::fixture())
+}
+
+/// [`write_tiny_keyframe_model`] with the CLIP tokenizer in `tokenizer_dir` (the one SD
+/// 1.5 uses, as `make models` writes it): prompts are then counted, and budgeted by the
+/// prompt rewriter, exactly as for real weights; the text encoder's embedding table has
+/// that tokenizer's size.
+pub fn write_tiny_keyframe_model_with_tokenizer(
+    out: &Path,
+    seed: u64,
+    tokenizer_dir: &Path,
+) -> Result<Vec<PathBuf>, DiffusionError> {
+    write_tiny_model(out, seed, Vocabulary::from_dir(tokenizer_dir)?)
+}
+
+fn write_tiny_model(out: &Path, seed: u64, vocabulary: Vocabulary) -> Result<Vec<PathBuf>, DiffusionError> {
     let dir = |name: &str| create_dir(out, name);
 
     // UNet + motion adapter: one motion UNet, split into the two files users hold.
@@ -261,7 +353,7 @@ pub fn write_tiny_keyframe_model(out: &Path, seed: u64) -> Result<Vec<PathBuf>, 
     ]);
 
     // CLIP text in the published SD 1.5 layout (`text_model.` prefix, position_ids).
-    let text_json = text_encoder_config();
+    let text_json = text_encoder_config(&vocabulary);
     let text_cfg: ClipTextConfig = parse(&text_json);
     let vs = nn::VarStore::new(Device::Cpu);
     let layout = ClipLayout {
@@ -280,11 +372,11 @@ pub fn write_tiny_keyframe_model(out: &Path, seed: u64) -> Result<Vec<PathBuf>, 
 
     let d = dir("tokenizer")?;
     let tokenizer = d.join("tokenizer.json");
-    std::fs::write(&tokenizer, TOKENIZER_JSON).map_err(|source| DiffusionError::Io {
+    std::fs::write(&tokenizer, &vocabulary.tokenizer_json).map_err(|source| DiffusionError::Io {
         path: tokenizer.clone(),
         source,
     })?;
-    write_json(&d.join("tokenizer_config.json"), &tokenizer_config())?;
+    write_json(&d.join("tokenizer_config.json"), &vocabulary.tokenizer_config)?;
     files.extend([tokenizer, d.join("tokenizer_config.json")]);
 
     let d = dir("scheduler")?;
