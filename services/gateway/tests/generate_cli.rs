@@ -125,6 +125,12 @@ fn the_diffusion_backend_on_a_supplied_story_makes_a_complete_mp4() {
     let out = tempfile::tempdir().unwrap();
     let story = out.path().join("story.txt");
     std::fs::write(&story, "The lighthouse keeper climbs the stairs at dusk.\n").unwrap();
+    let prompts = out.path().join("prompts.txt");
+    std::fs::write(
+        &prompts,
+        "a lighthouse on a cliff at dusk, warm light, oil painting\n",
+    )
+    .unwrap();
     let run = storyreel()
         .args([
             "generate",
@@ -170,7 +176,14 @@ fn the_diffusion_backend_on_a_supplied_story_makes_a_complete_mp4() {
         !steps.contains(&"story"),
         "a supplied story skips the story stage: {steps:?}"
     );
-    for step in ["keyframe", "interpolation", "decode", "upsample", "narration"] {
+    for step in [
+        "keywords",
+        "keyframe",
+        "interpolation",
+        "decode",
+        "upsample",
+        "narration",
+    ] {
         assert!(steps.contains(&step), "{step} missing from {steps:?}");
     }
     common::assert_complete_video(

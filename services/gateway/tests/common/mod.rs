@@ -101,4 +101,8 @@ pub fn assert_complete_video(video: &Path, width: u64, height: u64, story: &[Str
         .flat_map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
         .collect();
     assert_eq!(subtitle_words(video), words, "the subtitles are the story");
+    // faststart: the index (moov) before the media data (mdat)
+    let bytes = std::fs::read(video).unwrap();
+    let at = |tag: &[u8]| bytes.windows(4).position(|w| w == tag).unwrap_or(usize::MAX);
+    assert!(at(b"moov") < at(b"mdat"), "moov must precede mdat (faststart)");
 }
