@@ -10,6 +10,8 @@
 //! - [`pipeline`]: prompt conditioning and the guided sampling loop (`AnimateDiffPipeline`);
 //! - [`tiny_model`]: the seeded tiny random keyframe model `make models` writes;
 //! - [`interpolation`]: the interpolation LDM (masked-conditioning motion UNet, T -> 4T);
+//! - [`upscale`]: the x4 upscaler pipeline (`StableDiffusionUpscalePipeline`) and its tiny
+//!   random model;
 //! - building blocks: [`attention`], [`transformer_2d`], [`resnet`], [`embeddings`],
 //!   [`activation`], [`naming`] (the two attention key namings).
 
@@ -26,6 +28,7 @@ pub mod schedulers;
 pub mod tiny_model;
 pub mod transformer_2d;
 pub mod unet;
+pub mod upscale;
 pub mod vae;
 
 pub use activation::Activation;

@@ -70,7 +70,7 @@ fn vae_config() -> Value {
     })
 }
 
-fn text_encoder_config(vocabulary: &Vocabulary) -> Value {
+pub(crate) fn text_encoder_config(vocabulary: &Vocabulary) -> Value {
     let mut config = fixture_text_encoder_config();
     config["vocab_size"] = json!(vocabulary.size);
     config["bos_token_id"] = json!(vocabulary.bos);
@@ -239,7 +239,7 @@ pub(crate) fn write_motion_unet_split(
 }
 
 /// The tokenizer the tiny model's text encoder is sized for.
-struct Vocabulary {
+pub(crate) struct Vocabulary {
     tokenizer_json: String,
     tokenizer_config: Value,
     size: i64,
@@ -250,7 +250,7 @@ struct Vocabulary {
 
 impl Vocabulary {
     /// The 675-token parity-fixture BPE.
-    fn fixture() -> Self {
+    pub(crate) fn fixture() -> Self {
         let config = fixture_text_encoder_config();
         let id = |key: &str| config[key].as_i64().expect("an id");
         Vocabulary {
@@ -265,7 +265,7 @@ impl Vocabulary {
 
     /// A CLIP tokenizer directory (`tokenizer.json`, `tokenizer_config.json`): the text
     /// encoder gets its vocabulary size and special-token ids.
-    fn from_dir(dir: &Path) -> Result<Self, DiffusionError> {
+    pub(crate) fn from_dir(dir: &Path) -> Result<Self, DiffusionError> {
         let read = |name: &str| {
             let path = dir.join(name);
             std::fs::read_to_string(&path).map_err(|source| DiffusionError::Io { path, source })
@@ -352,8 +352,31 @@ fn write_tiny_model(out: &Path, seed: u64, vocabulary: Vocabulary) -> Result<Vec
         d.join("diffusion_pytorch_model.safetensors"),
     ]);
 
-    // CLIP text in the published SD 1.5 layout (`text_model.` prefix, position_ids).
-    let text_json = text_encoder_config(&vocabulary);
+    files.extend(write_text_encoder(
+        out,
+        seed.wrapping_add(2),
+        &vocabulary,
+        text_encoder_config(&vocabulary),
+    )?);
+
+    let d = dir("scheduler")?;
+    write_json(&d.join("scheduler_config.json"), &scheduler_config())?;
+    files.push(d.join("scheduler_config.json"));
+    write_json(&out.join("model_index.json"), &model_index())?;
+    files.push(out.join("model_index.json"));
+    Ok(files)
+}
+
+/// Writes `text_encoder/` (CLIP text in the published layout: `text_model.` prefix,
+/// `position_ids`) with seeded weights and `text_json` as its config, and `tokenizer/`
+/// (the vocabulary's files); returns the files written.
+pub(crate) fn write_text_encoder(
+    out: &Path,
+    seed: u64,
+    vocabulary: &Vocabulary,
+    text_json: Value,
+) -> Result<Vec<PathBuf>, DiffusionError> {
+    let dir = |name: &str| create_dir(out, name);
     let text_cfg: ClipTextConfig = parse(&text_json);
     let vs = nn::VarStore::new(Device::Cpu);
     let layout = ClipLayout {
@@ -361,14 +384,14 @@ fn write_tiny_model(out: &Path, seed: u64, vocabulary: Vocabulary) -> Result<Vec
         position_ids: true,
     };
     ClipTextModel::new(&(vs.root() / "text_model"), &text_cfg, &layout);
-    randomise(&vs, seed.wrapping_add(2), |name, var| {
+    randomise(&vs, seed, |name, var| {
         name.ends_with("position_ids")
             .then(|| Tensor::arange(var.size()[1], (Kind::Int64, Device::Cpu)).unsqueeze(0))
     });
     let d = dir("text_encoder")?;
     write_json(&d.join("config.json"), &text_json)?;
     write_tensors(&d.join("model.safetensors"), sorted(&vs, |_| true))?;
-    files.extend([d.join("config.json"), d.join("model.safetensors")]);
+    let mut files = vec![d.join("config.json"), d.join("model.safetensors")];
 
     let d = dir("tokenizer")?;
     let tokenizer = d.join("tokenizer.json");
@@ -378,11 +401,5 @@ fn write_tiny_model(out: &Path, seed: u64, vocabulary: Vocabulary) -> Result<Vec
     })?;
     write_json(&d.join("tokenizer_config.json"), &vocabulary.tokenizer_config)?;
     files.extend([tokenizer, d.join("tokenizer_config.json")]);
-
-    let d = dir("scheduler")?;
-    write_json(&d.join("scheduler_config.json"), &scheduler_config())?;
-    files.push(d.join("scheduler_config.json"));
-    write_json(&out.join("model_index.json"), &model_index())?;
-    files.push(out.join("model_index.json"));
     Ok(files)
 }
