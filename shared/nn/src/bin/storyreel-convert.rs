@@ -9,6 +9,7 @@
 //! storyreel-convert tiny-interpolation --out DIR [--seed N]
 //! storyreel-convert rife-pkl --pkl flownet.pkl --out DIR
 //! storyreel-convert realesrgan-ncnn --param P --bin B --model NAME --out FILE
+//! storyreel-convert tiny-upscaler --out DIR [--seed N] [--tokenizer DIR]
 //! ```
 //!
 //! The work is done in `storyreel_nn::gguf` and `storyreel_nn::diffusion::tiny_model`;
@@ -122,6 +123,20 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write the tiny random-initialised x4 upscaler (a StableDiffusionUpscalePipeline
+    /// directory in the diffusers layout: UNet, VAE, CLIP text, tokenizer, schedulers).
+    TinyUpscaler {
+        /// the directory to write (created if needed)
+        #[arg(long)]
+        out: PathBuf,
+        /// the seed of the random weights
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// a CLIP tokenizer directory (`clip-tokenizer`) to size the text encoder for;
+        /// default: the 675-token parity-fixture tokenizer
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+    },
 }
 
 /// The teacher IFBlock of RIFE's training (privileged distillation), not an inference module.
@@ -234,6 +249,26 @@ fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
             })?;
             let n = convert_ncnn(&param, &bin, model, &out)?;
             println!("wrote {n} tensors to {} (loads strictly)", out.display());
+        }
+        Command::TinyUpscaler { out, seed, tokenizer } => {
+            use storyreel_nn::diffusion::upscale::{
+                UpscalePaths, UpscalePipeline,
+                tiny::{write_tiny_upscaler, write_tiny_upscaler_with_tokenizer},
+            };
+            let files = match &tokenizer {
+                Some(dir) => write_tiny_upscaler_with_tokenizer(&out, seed, dir)?,
+                None => write_tiny_upscaler(&out, seed)?,
+            };
+            UpscalePipeline::load(
+                &UpscalePaths::in_dir(&out),
+                storyreel_nn::DeviceSpec::Cpu,
+                storyreel_nn::DType::F32,
+            )?;
+            println!(
+                "wrote the tiny upscaler (seed {seed}) to {}: {} files (loads strictly)",
+                out.display(),
+                files.len()
+            );
         }
     }
     Ok(())
