@@ -19,6 +19,8 @@ use storyreel_tensors::StoreConfig;
 pub const DEFAULT_VAE_DIR: &str = "${STORYREEL_CACHE}/models/keyframe-tiny/vae";
 /// Real-ESRGAN unless configured: both published models, converted by `make models`.
 pub const DEFAULT_REALESRGAN_DIR: &str = "${STORYREEL_CACHE}/models/realesrgan";
+/// The diffusion x4 upscaler unless configured: the tiny random one `make models` writes.
+pub const DEFAULT_UPSCALER_DIR: &str = "${STORYREEL_CACHE}/models/upscaler-tiny";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -33,9 +35,14 @@ pub struct DecoderConfig {
     /// `realesr-animevideov3.safetensors` (x2) and `RealESRGAN_x4plus.safetensors` (x4).
     #[serde(deserialize_with = "deserialize_expanded_path")]
     pub realesrgan_dir: PathBuf,
+    /// A `StableDiffusionUpscalePipeline` directory in the diffusers layout (`unet/`,
+    /// `vae/`, `text_encoder/`, `tokenizer/`, `scheduler/`, `low_res_scheduler/`,
+    /// `model_index.json`): `UPSAMPLE_MODE_DIFFUSION_X4`.
+    #[serde(deserialize_with = "deserialize_expanded_path")]
+    pub upscaler_dir: PathBuf,
     /// `cpu`, `cuda` or `cuda:<index>`.
     pub device: String,
-    /// The VAE's weights dtype: `f32`, `f16` or `bf16`.
+    /// The weights dtype of the VAE and the upscaler: `f32`, `f16` or `bf16`.
     pub dtype: String,
     /// The served version; empty: the model directories' stamps.
     pub model_version: String,
@@ -64,6 +71,7 @@ impl Default for DecoderConfig {
             tensors: StoreConfig::default(),
             vae_dir: expanded_default(DEFAULT_VAE_DIR),
             realesrgan_dir: expanded_default(DEFAULT_REALESRGAN_DIR),
+            upscaler_dir: expanded_default(DEFAULT_UPSCALER_DIR),
             device: "cpu".into(),
             dtype: "f32".into(),
             model_version: String::new(),
@@ -87,6 +95,9 @@ impl Validate for DecoderConfig {
         storyreel_runtime::model::validate_model_fields(&self.vae_dir, &self.device, &self.dtype)?;
         if self.realesrgan_dir.as_os_str().is_empty() {
             return Err(ValidationError::new("realesrgan_dir", "must not be empty"));
+        }
+        if self.upscaler_dir.as_os_str().is_empty() {
+            return Err(ValidationError::new("upscaler_dir", "must not be empty"));
         }
         check_range("default_slice_frames", self.default_slice_frames, 1, 64)?;
         check_range("default_tile_size", self.default_tile_size, 32, 1024)?;

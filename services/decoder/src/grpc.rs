@@ -4,6 +4,7 @@
 
 use crate::{
     DecoderStage,
+    service::Upsampler,
     validation::{validate_decode, validate_encode, validate_upsample},
 };
 use futures::StreamExt;
@@ -28,12 +29,18 @@ pub struct DecoderGrpc(pub Adapter<DecoderStage>);
 
 type Events<T> = futures::stream::BoxStream<'static, Result<T, Status>>;
 
-fn progress(stage: common::Stage, done: u32, total: u32, scene_index: Option<u32>) -> common::Progress {
+fn progress(
+    stage: common::Stage,
+    done: u32,
+    total: u32,
+    unit: &str,
+    scene_index: Option<u32>,
+) -> common::Progress {
     common::Progress {
         stage: stage as i32,
         step: done,
         total_steps: total,
-        message: format!("{done} of {total} frames"),
+        message: format!("{done} of {total} {unit}"),
         fraction: if total == 0 {
             0.0
         } else {
@@ -99,6 +106,7 @@ impl DecoderService for DecoderGrpc {
                                 common::Stage::Decode,
                                 done,
                                 total,
+                                "frames",
                                 scene,
                             ))))
                         }
@@ -130,7 +138,14 @@ impl DecoderService for DecoderGrpc {
     ) -> Result<Response<Self::UpsampleStream>, Status> {
         let adapter = &self.0;
         let (metadata, _, message) = request.into_parts();
-        let mut request = validate_upsample(message, &adapter.config).map_err(|e| to_status(&e))?;
+        let service = adapter.service.clone();
+        let mut request = validate_upsample(message, &adapter.config, &|text| service.count_tokens(text))
+            .map_err(|e| to_status(&e))?;
+        // the diffusion upscaler reports denoising steps, the others frames
+        let unit = match request.upsampler {
+            Upsampler::Diffusion(_) => "denoising steps",
+            _ => "frames",
+        };
         let context =
             adapter
                 .calls
@@ -147,6 +162,7 @@ impl DecoderService for DecoderGrpc {
                                 common::Stage::Upsample,
                                 done,
                                 total,
+                                unit,
                                 scene,
                             ))))
                         }

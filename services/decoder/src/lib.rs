@@ -1,17 +1,15 @@
 //! decoder: latents <-> pixels with the VAE (reference frames -> reference latents for the
 //! keyframe stage; key-frame or interpolated latents -> frames) and pixels -> upsampled
-//! pixels with Real-ESRGAN, over gRPC.
+//! pixels with Real-ESRGAN or the diffusion x4 upscaler (the cascaded DM), over gRPC.
 //!
 //! - [`validation`]: wire requests -> typed requests, limits of the proto;
-//! - [`model`]: the VAE and Real-ESRGAN on the stage's model worker (progress per slice or
-//!   frame, a stop between them when the caller is gone);
+//! - [`model`]: the VAE, Real-ESRGAN and the upscaler on the stage's model worker
+//!   (progress per slice, frame or denoising step, a stop at the next one when the caller
+//!   is gone);
 //! - [`service`]: the plain trait [`Decoder`] and [`WorkerDecoder`] (worker, tensor
 //!   store, stage cache);
 //! - [`grpc`]: the thin tonic adapter; [`config`]: the `[decoder]` table;
 //! - [`DecoderStage`]: the stage on the shared skeleton (`storyreel_stage`).
-//!
-//! The diffusion x4 upscaler (`UPSAMPLE_MODE_DIFFUSION_X4`) is not served: its UNet exists
-//! in `storyreel_nn`, its pipeline does not yet.
 
 pub mod config;
 pub mod error;
@@ -27,7 +25,11 @@ pub use service::{Decoder, WorkerDecoder};
 use std::sync::Arc;
 use storyreel_nn::{
     DType, DeviceSpec,
-    diffusion::vae::{AutoencoderKL, AutoencoderKLConfig},
+    clip_text::ClipTokenizer,
+    diffusion::{
+        upscale::{UpscalePaths, UpscalePipeline},
+        vae::{AutoencoderKL, AutoencoderKLConfig},
+    },
     realesrgan::{RealEsrgan, RealEsrganModel},
 };
 use storyreel_proto::decoder::decoder_service_server::DecoderServiceServer;
@@ -46,8 +48,9 @@ pub const SERVICE_NAME: &str = "storyreel.decoder.v1.DecoderService";
 /// The stage name: process, metric label, thread name.
 pub const STAGE: &str = "decoder";
 
-/// The service of `config`: the VAE and both Real-ESRGAN models loading on the worker
-/// (health is SERVING once they have loaded), the tensor store and the stage cache.
+/// The service of `config`: the VAE, both Real-ESRGAN models and the diffusion upscaler
+/// loading on the worker (health is SERVING once they have loaded), the upscaler's CLIP
+/// tokenizer for validation, the tensor store and the stage cache.
 pub async fn start_service(config: &DecoderConfig) -> Result<Arc<WorkerDecoder>, DecoderError> {
     let store = storyreel_tensors::open_store(&config.tensors).await?;
     start_service_on(config, store).await
@@ -58,13 +61,24 @@ pub async fn start_service_on(
     config: &DecoderConfig,
     store: Arc<dyn storyreel_tensors::TensorStore>,
 ) -> Result<Arc<WorkerDecoder>, DecoderError> {
+    let tokenizer_path = config.upscaler_dir.join("tokenizer/tokenizer.json");
+    let tokenizer = ClipTokenizer::from_file(&tokenizer_path).map_err(|e| {
+        DecoderError::Model(format!(
+            "loading {} (run `make models`): {e}",
+            tokenizer_path.display()
+        ))
+    })?;
     let device: DeviceSpec = config.device.parse().map_err(DecoderError::Model)?;
     let dtype = match config.dtype.as_str() {
         "f16" => DType::F16,
         "bf16" => DType::Bf16,
         _ => DType::F32,
     };
-    let (vae_dir, esrgan_dir) = (config.vae_dir.clone(), config.realesrgan_dir.clone());
+    let (vae_dir, esrgan_dir, upscaler_dir) = (
+        config.vae_dir.clone(),
+        config.realesrgan_dir.clone(),
+        config.upscaler_dir.clone(),
+    );
     let version = config.model_version.clone();
     let worker = ModelWorker::spawn(WorkerSettings::new(STAGE, config.worker.clone()), move || {
         let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -74,7 +88,11 @@ pub async fn start_service_on(
         let info = composite(
             STAGE,
             Some(&version),
-            vec![identity(&vae_dir)?, identity(&esrgan_dir)?],
+            vec![
+                identity(&vae_dir)?,
+                identity(&esrgan_dir)?,
+                identity(&upscaler_dir)?,
+            ],
         );
         let vae_config = AutoencoderKLConfig::from_file(vae_dir.join("config.json")).map_err(|e| err(&e))?;
         let vae = AutoencoderKL::load(
@@ -93,11 +111,13 @@ pub async fn start_service_on(
             vae,
             x2: load(RealEsrganModel::AnimeVideoV3X2)?,
             x4: load(RealEsrganModel::X4Plus)?,
+            upscaler: UpscalePipeline::load(&UpscalePaths::in_dir(&upscaler_dir), device, dtype)
+                .map_err(|e| format!("loading the upscaler from {}: {e}", upscaler_dir.display()))?,
         };
         Ok((models, info))
     })?;
     let cache = StageCache::new(store, STAGE, config.cache_outputs);
-    Ok(Arc::new(WorkerDecoder::new(worker, cache)))
+    Ok(Arc::new(WorkerDecoder::new(worker, tokenizer, cache)))
 }
 
 /// The decoder stage: served by `storyreel_stage::serve::serve::<DecoderStage>`, its

@@ -1,10 +1,16 @@
-//! The VAE and Real-ESRGAN on the stage's model worker: one [`Work`] at a time, progress
-//! after each slice or frame, and a stop between them once the caller is gone, its
-//! deadline has passed or the worker is stopping.
+//! The VAE, Real-ESRGAN and the diffusion x4 upscaler on the stage's model worker: one
+//! [`Work`] at a time, progress after each slice, frame or denoising step, and a stop at
+//! the next one once the caller is gone, its deadline has passed or the worker is
+//! stopping.
 
-use crate::error::DecoderError;
+use crate::{error::DecoderError, service::DiffusionUpscale};
+use std::ops::ControlFlow;
 use storyreel_nn::{
-    diffusion::vae::AutoencoderKL,
+    diffusion::{
+        DiffusionError,
+        upscale::{TileOptions as UpscaleTiles, UpscalePipeline, UpscaleRequest},
+        vae::AutoencoderKL,
+    },
     realesrgan::{RealEsrgan, RealEsrganModel, TileOptions},
 };
 use storyreel_stage::{
@@ -32,6 +38,13 @@ pub enum Work {
         model: RealEsrganModel,
         tiles: TileOptions,
     },
+    /// u8 (F, 3, H, W) -> u8 (F, 3, 4H, 4W) with the diffusion upscaler, frame by frame, in
+    /// blended tiles.
+    DiffusionUpsample {
+        pixels: HostTensor,
+        params: DiffusionUpscale,
+        tiles: UpscaleTiles,
+    },
 }
 
 pub type DecoderJob = ChannelJob<Work>;
@@ -41,6 +54,7 @@ pub struct DecoderModels {
     pub vae: AutoencoderKL,
     pub x2: RealEsrgan,
     pub x4: RealEsrgan,
+    pub upscaler: UpscalePipeline,
 }
 
 impl StageModel for DecoderModels {
@@ -94,6 +108,11 @@ impl DecoderModels {
             } => self.encode(pixels, *sample_seed, *dtype),
             Work::Decode { latents, slice } => self.decode(job, control, latents, *slice),
             Work::Upsample { pixels, model, tiles } => self.upsample(job, control, pixels, *model, *tiles),
+            Work::DiffusionUpsample {
+                pixels,
+                params,
+                tiles,
+            } => self.diffusion_upsample(job, control, pixels, params, *tiles),
         }
     }
 
@@ -183,5 +202,48 @@ impl DecoderModels {
             job.progress(i as usize + 1, frames as usize);
         }
         to_pixels(&Tensor::cat(&parts, 0))
+    }
+
+    fn diffusion_upsample(
+        &self,
+        job: &JobChannel,
+        control: &BatchControl,
+        pixels: &HostTensor,
+        params: &DiffusionUpscale,
+        tiles: UpscaleTiles,
+    ) -> Result<HostTensor, DecoderError> {
+        let shape: Vec<i64> = pixels.shape().iter().map(|&d| d as i64).collect();
+        let frames = Tensor::from_slice(pixels.as_bytes()).reshape(&shape);
+        let scheduler = params.scheduler.apply(&self.upscaler.scheduler);
+        let request = UpscaleRequest {
+            prompt: &params.prompt,
+            negative_prompt: &params.negative_prompt,
+            steps: params.steps as usize,
+            guidance_scale: params.guidance_scale as f64,
+            noise_level: params.noise_level as i64,
+            seed: params.seed,
+            scheduler: Some(&scheduler),
+            tiles: Some(tiles),
+            noise: None,
+        };
+        job.check(control)?;
+        let mut callback = |progress: storyreel_nn::diffusion::upscale::UpscaleProgress, _: &Tensor| {
+            job.progress(progress.completed(), progress.total());
+            if job.stopped(control) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let out = self
+            .upscaler
+            .upscale(&frames, &request, &mut callback)
+            .map_err(|err| match err {
+                DiffusionError::Cancelled { .. } => DecoderError::Cancelled,
+                other => model_err(other),
+            })?;
+        let shape: Vec<usize> = out.size().iter().map(|&d| d as usize).collect();
+        let bytes = Vec::<u8>::try_from(out.flatten(0, -1)).map_err(model_err)?;
+        Ok(HostTensor::new(DType::U8, shape, bytes)?)
     }
 }

@@ -2,10 +2,12 @@
 //! [`WorkerDecoder`]: the models on the worker, the tensor store and the stage cache.
 //!
 //! Every call reads its input tensor from the store, runs on the worker (progress per
-//! slice or frame for Decode and Upsample), and stores its output: as a content-addressed
-//! stage-cache entry (the same input, parameters and model are then a cache hit), or,
-//! with `context.bypass_cache` or `cache_outputs = false`, under
-//! `storyreel:{job}:{stage}:{scene}:{name}`. A call that did not finish stores nothing.
+//! slice or frame for Decode and Upsample, per denoising step for the diffusion
+//! upscaler), and stores its output: as a content-addressed stage-cache entry (the same
+//! input, parameters, seed and model are then a cache hit), or, with
+//! `context.bypass_cache`, `cache_outputs = false` or a diffusion seed drawn at random,
+//! under `storyreel:{job}:{stage}:{scene}:{name}`. A call that did not finish stores
+//! nothing.
 
 use crate::{
     error::DecoderError,
@@ -13,12 +15,17 @@ use crate::{
 };
 use serde::Serialize;
 use std::{sync::Arc, time::Instant};
-use storyreel_nn::realesrgan::{RealEsrganModel, TileOptions};
+use storyreel_nn::clip_text::ClipTokenizer;
+use storyreel_nn::{
+    diffusion::upscale::TileOptions as UpscaleTiles,
+    realesrgan::{RealEsrganModel, TileOptions},
+};
 use storyreel_runtime::seed::SeedOrigin;
 use storyreel_runtime::{JobInfo, ModelInfo, ModelState, StageStats};
 use storyreel_stage::{
     ModelWorker,
     outputs::{JobChannel, OutputPlace, StageEvents, StageOutput, answered, finished, forward},
+    scheduler::SchedulerChoice,
 };
 use storyreel_tensors::{DType, StageCache, TensorRef};
 use tokio::sync::watch;
@@ -48,11 +55,27 @@ pub struct DecodeRequest {
 }
 
 /// An upsampler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Upsampler {
     /// The input, unchanged.
     None,
     RealEsrgan(RealEsrganModel),
+    /// The diffusion x4 upscaler with these options.
+    Diffusion(DiffusionUpscale),
+}
+
+/// The validated options of the diffusion x4 upscaler (`DiffusionUpscaleParams`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffusionUpscale {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub steps: u32,
+    pub guidance_scale: f32,
+    pub noise_level: u32,
+    pub seed: u64,
+    #[serde(skip)]
+    pub seed_origin: SeedOrigin,
+    pub scheduler: SchedulerChoice,
 }
 
 /// A validated Upsample.
@@ -73,8 +96,12 @@ pub trait Decoder: Send + Sync {
     async fn encode(&self, request: EncodeRequest) -> Result<StageOutput, DecoderError>;
     /// Latents -> pixels, progress per slice.
     async fn decode(&self, request: DecodeRequest) -> Result<StageEvents, DecoderError>;
-    /// Pixels -> upsampled pixels, progress per frame.
+    /// Pixels -> upsampled pixels, progress per frame (per denoising step for the
+    /// diffusion upscaler).
     async fn upsample(&self, request: UpsampleRequest) -> Result<StageEvents, DecoderError>;
+    /// CLIP tokens of `text` by the diffusion upscaler's tokenizer, start and end included
+    /// (request validation).
+    fn count_tokens(&self, text: &str) -> Result<usize, String>;
     /// Readiness follows this.
     fn model_state(&self) -> watch::Receiver<ModelState>;
 }
@@ -82,6 +109,8 @@ pub trait Decoder: Send + Sync {
 /// [`Decoder`] over the model worker, the tensor store and the stage cache.
 pub struct WorkerDecoder {
     worker: Arc<ModelWorker<DecoderJob>>,
+    /// The diffusion upscaler's tokenizer.
+    tokenizer: ClipTokenizer,
     cache: StageCache,
 }
 
@@ -103,6 +132,13 @@ enum CacheParams {
         tile: u32,
         overlap: u32,
     },
+    DiffusionUpsample {
+        layout: u32,
+        #[serde(flatten)]
+        params: DiffusionUpscale,
+        tile: u32,
+        overlap: u32,
+    },
 }
 
 /// The tensor key's stage and name of an output that is not cached.
@@ -112,9 +148,10 @@ struct Destination {
 }
 
 impl WorkerDecoder {
-    pub fn new(worker: ModelWorker<DecoderJob>, cache: StageCache) -> Self {
+    pub fn new(worker: ModelWorker<DecoderJob>, tokenizer: ClipTokenizer, cache: StageCache) -> Self {
         Self {
             worker: Arc::new(worker),
+            tokenizer,
             cache,
         }
     }
@@ -217,20 +254,6 @@ impl Decoder for WorkerDecoder {
     }
 
     async fn upsample(&self, request: UpsampleRequest) -> Result<StageEvents, DecoderError> {
-        let Upsampler::RealEsrgan(model) = request.upsampler else {
-            // NONE: the input is the output, nothing runs
-            return Ok(answered(StageOutput {
-                tensor: request.pixels,
-                model: None,
-                stats: StageStats::default(),
-            }));
-        };
-        let params = CacheParams::Upsample {
-            layout: 1,
-            model: format!("{model:?}"),
-            tile: request.tile_size,
-            overlap: request.tile_overlap,
-        };
         let tiles = TileOptions {
             tile: request.tile_size as i64,
             overlap: request.tile_overlap as i64,
@@ -239,16 +262,67 @@ impl Decoder for WorkerDecoder {
             stage: "upsample",
             name: "frames",
         };
-        self.run(
-            &request.job,
-            request.deadline,
-            &request.pixels,
-            params,
-            false,
-            destination,
-            |pixels| Work::Upsample { pixels, model, tiles },
-        )
-        .await
+        let (tile, overlap) = (request.tile_size, request.tile_overlap);
+        match request.upsampler {
+            Upsampler::None => {
+                // NONE: the input is the output, nothing runs
+                Ok(answered(StageOutput {
+                    tensor: request.pixels,
+                    model: None,
+                    stats: StageStats::default(),
+                }))
+            }
+            Upsampler::RealEsrgan(model) => {
+                let params = CacheParams::Upsample {
+                    layout: 1,
+                    model: format!("{model:?}"),
+                    tile,
+                    overlap,
+                };
+                self.run(
+                    &request.job,
+                    request.deadline,
+                    &request.pixels,
+                    params,
+                    false,
+                    destination,
+                    |pixels| Work::Upsample { pixels, model, tiles },
+                )
+                .await
+            }
+            Upsampler::Diffusion(params) => {
+                // a sample with a seed nobody chose is a new sample
+                let unseeded = params.seed_origin == SeedOrigin::Random;
+                let key = CacheParams::DiffusionUpsample {
+                    layout: 1,
+                    params: params.clone(),
+                    tile,
+                    overlap,
+                };
+                let tiles = UpscaleTiles {
+                    tile: tiles.tile,
+                    overlap: tiles.overlap,
+                };
+                self.run(
+                    &request.job,
+                    request.deadline,
+                    &request.pixels,
+                    key,
+                    unseeded,
+                    destination,
+                    |pixels| Work::DiffusionUpsample {
+                        pixels,
+                        params,
+                        tiles,
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize, String> {
+        self.tokenizer.count_tokens(text).map_err(|e| e.to_string())
     }
 
     fn model_state(&self) -> watch::Receiver<ModelState> {

@@ -5,7 +5,7 @@
 use crate::{
     DecoderConfig,
     error::DecoderError,
-    service::{DecodeRequest, EncodeRequest, UpsampleRequest, Upsampler},
+    service::{DecodeRequest, DiffusionUpscale, EncodeRequest, UpsampleRequest, Upsampler},
 };
 use storyreel_nn::realesrgan::RealEsrganModel;
 use storyreel_proto::{
@@ -13,8 +13,31 @@ use storyreel_proto::{
     decoder,
 };
 use storyreel_runtime::seed;
-use storyreel_runtime::{ValidationError, config::check_range, job::validate_context, tensor_ref};
+use storyreel_runtime::{
+    JobInfo, ValidationError,
+    config::check_range,
+    job::validate_context,
+    tensor_ref,
+    text::{check_max_chars, check_no_control_chars},
+};
+use storyreel_stage::scheduler::SchedulerChoice;
 use storyreel_tensors::{DType, TensorRef};
+
+/// The limits and defaults of `DiffusionUpscaleParams` (decoder.proto).
+pub mod diffusion_limits {
+    /// CLIP's context: prompts longer than this are refused, not cut.
+    pub const MAX_CLIP_TOKENS: usize = 77;
+    /// Characters of a prompt, before its tokens are counted.
+    pub const PROMPT_MAX_CHARS: usize = 2000;
+    pub const STEPS_MAX: u32 = 150;
+    pub const DEFAULT_STEPS: u32 = 20;
+    pub const GUIDANCE_MAX: f32 = 30.0;
+    pub const DEFAULT_GUIDANCE: f32 = 9.0;
+    pub const NOISE_LEVEL_MAX: u32 = 350;
+    pub const DEFAULT_NOISE_LEVEL: u32 = 20;
+    /// The output over the input size.
+    pub const SCALE: usize = 4;
+}
 
 fn invalid(field: &str, message: String) -> DecoderError {
     ValidationError::new(field, message).into()
@@ -156,9 +179,12 @@ pub fn validate_decode(
     })
 }
 
+/// Validates an Upsample request; `count_tokens` counts a text's CLIP tokens (start and
+/// end included) by the diffusion upscaler's tokenizer.
 pub fn validate_upsample(
     request: decoder::UpsampleRequest,
     config: &DecoderConfig,
+    count_tokens: &dyn Fn(&str) -> Result<usize, String>,
 ) -> Result<UpsampleRequest, DecoderError> {
     let decoder::UpsampleRequest {
         context,
@@ -166,24 +192,18 @@ pub fn validate_upsample(
         mode,
         tile_size,
         tile_overlap,
-        diffusion: _,
+        diffusion,
     } = request;
     let pixels = input("pixels", pixels, &[DType::U8])?;
     let (f, h, w) = pixels_shape("pixels", &pixels, (1, 1024), (16, 1024), 1)?;
-    let upsampler = match common::UpsampleMode::try_from(mode) {
-        Ok(common::UpsampleMode::Unspecified | common::UpsampleMode::None) => Upsampler::None,
-        Ok(common::UpsampleMode::RealesrganX2) => Upsampler::RealEsrgan(RealEsrganModel::AnimeVideoV3X2),
-        Ok(common::UpsampleMode::RealesrganX4) => Upsampler::RealEsrgan(RealEsrganModel::X4Plus),
-        Ok(common::UpsampleMode::DiffusionX4) => {
-            return Err(invalid(
-                "mode",
-                "UPSAMPLE_MODE_DIFFUSION_X4 is not served by this decoder; use REALESRGAN_X2 or REALESRGAN_X4".into(),
-            ));
-        }
+    let scale = match common::UpsampleMode::try_from(mode) {
+        Ok(common::UpsampleMode::Unspecified | common::UpsampleMode::None) => None,
+        Ok(common::UpsampleMode::RealesrganX2) => Some(RealEsrganModel::AnimeVideoV3X2.scale() as usize),
+        Ok(common::UpsampleMode::RealesrganX4) => Some(RealEsrganModel::X4Plus.scale() as usize),
+        Ok(common::UpsampleMode::DiffusionX4) => Some(diffusion_limits::SCALE),
         Err(_) => return Err(invalid("mode", format!("must be an UpsampleMode, got {mode}"))),
     };
-    if let Upsampler::RealEsrgan(model) = upsampler {
-        let s = model.scale() as usize;
+    if let Some(s) = scale {
         budget(
             config,
             format!("the upsampled `pixels`: {f} frames of {}x{}", s * w, s * h),
@@ -201,6 +221,16 @@ pub fn validate_upsample(
         ));
     }
     let (job, deadline) = validate_context(context)?;
+    let upsampler = match common::UpsampleMode::try_from(mode) {
+        Ok(common::UpsampleMode::RealesrganX2) => Upsampler::RealEsrgan(RealEsrganModel::AnimeVideoV3X2),
+        Ok(common::UpsampleMode::RealesrganX4) => Upsampler::RealEsrgan(RealEsrganModel::X4Plus),
+        Ok(common::UpsampleMode::DiffusionX4) => Upsampler::Diffusion(validate_diffusion(
+            diffusion.unwrap_or_default(),
+            &job,
+            count_tokens,
+        )?),
+        _ => Upsampler::None,
+    };
     Ok(UpsampleRequest {
         job,
         deadline,
@@ -208,5 +238,64 @@ pub fn validate_upsample(
         upsampler,
         tile_size,
         tile_overlap,
+    })
+}
+
+/// `DiffusionUpscaleParams`: every field named `diffusion.<field>` in errors.
+fn validate_diffusion(
+    params: decoder::DiffusionUpscaleParams,
+    job: &JobInfo,
+    count_tokens: &dyn Fn(&str) -> Result<usize, String>,
+) -> Result<DiffusionUpscale, DecoderError> {
+    use diffusion_limits as limits;
+    let decoder::DiffusionUpscaleParams {
+        prompt,
+        negative_prompt,
+        steps,
+        guidance_scale,
+        noise_level,
+        seed,
+        scheduler,
+    } = params;
+    let (prompt, negative_prompt) = (prompt.trim().to_string(), negative_prompt.trim().to_string());
+    for (field, text) in [
+        ("diffusion.prompt", &prompt),
+        ("diffusion.negative_prompt", &negative_prompt),
+    ] {
+        check_max_chars(field, text, limits::PROMPT_MAX_CHARS)?;
+        check_no_control_chars(field, text)?;
+        let tokens = count_tokens(text).map_err(DecoderError::Model)?;
+        if tokens > limits::MAX_CLIP_TOKENS {
+            return Err(invalid(
+                field,
+                format!(
+                    "must be at most {} CLIP tokens (start and end included), got {tokens}",
+                    limits::MAX_CLIP_TOKENS
+                ),
+            ));
+        }
+    }
+    let steps = steps.unwrap_or(limits::DEFAULT_STEPS);
+    check_range("diffusion.steps", steps, 1, limits::STEPS_MAX)?;
+    let guidance_scale = guidance_scale.unwrap_or(limits::DEFAULT_GUIDANCE);
+    check_range(
+        "diffusion.guidance_scale",
+        guidance_scale,
+        0.0,
+        limits::GUIDANCE_MAX,
+    )?;
+    let noise_level = noise_level.unwrap_or(limits::DEFAULT_NOISE_LEVEL);
+    check_range("diffusion.noise_level", noise_level, 0, limits::NOISE_LEVEL_MAX)?;
+    let scheduler = SchedulerChoice::from_wire(scheduler).map_err(|e| e.within("diffusion"))?;
+    let (seed, seed_origin) = seed::choose(seed, job.seed, Stage::Upsample);
+    Ok(DiffusionUpscale {
+        prompt,
+        negative_prompt,
+        steps,
+        guidance_scale,
+        noise_level,
+        seed,
+        seed_origin,
+        scheduler,
     })
 }
