@@ -50,7 +50,8 @@ impl PipelinePaths {
     }
 }
 
-fn existing(path: PathBuf) -> Result<PathBuf, DiffusionError> {
+/// `path` when it is a file, else a NotFound error naming it.
+pub(crate) fn existing(path: PathBuf) -> Result<PathBuf, DiffusionError> {
     if path.is_file() {
         Ok(path)
     } else {

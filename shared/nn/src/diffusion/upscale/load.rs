@@ -2,6 +2,7 @@
 //! diffusers layout, strictly (missing and unexpected tensors are errors), and the DDPM
 //! `low_res_scheduler` that noises the low-resolution image.
 
+use crate::diffusion::pipeline::load::existing;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -58,17 +59,6 @@ impl UpscalePaths {
             scheduler: root.join("scheduler"),
             low_res_scheduler: root.join("low_res_scheduler"),
         }
-    }
-}
-
-fn existing(path: PathBuf) -> Result<PathBuf, DiffusionError> {
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(DiffusionError::Io {
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            path,
-        })
     }
 }
 
