@@ -60,13 +60,13 @@ pub enum SolverType {
     Heun,
 }
 
-fn d_train() -> i64 {
+pub(crate) fn d_train() -> i64 {
     1000
 }
-fn d_beta_start() -> f64 {
+pub(crate) fn d_beta_start() -> f64 {
     0.0001
 }
-fn d_beta_end() -> f64 {
+pub(crate) fn d_beta_end() -> f64 {
     0.02
 }
 fn d_linear() -> BetaSchedule {

@@ -62,15 +62,9 @@ impl UpscalePaths {
     }
 }
 
-fn d_train() -> i64 {
-    1000
-}
-fn d_beta_start() -> f64 {
-    0.0001
-}
-fn d_beta_end() -> f64 {
-    0.02
-}
+// diffusers' scheduler defaults, shared with the sampling schedulers' configs
+use crate::diffusion::schedulers::config::{d_beta_end, d_beta_start, d_train};
+
 fn d_linear() -> String {
     "linear".into()
 }
