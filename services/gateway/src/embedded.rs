@@ -125,7 +125,7 @@ where
     response.into_inner().boxed()
 }
 
-#[async_trait::async_trait]
+#[async_trait::async_trait(?Send)]
 impl StageExecutor for Embedded {
     async fn story(
         &self,
@@ -196,8 +196,11 @@ impl StageExecutor for Embedded {
             .await
             .map_err(|reason| Status::unavailable(format!("the keyframe model did not load: {reason}")))
     }
+}
 
-    fn store(&self) -> Arc<dyn TensorStore> {
+impl Embedded {
+    /// The tensor store every stage writes to: the assembly reads frames and audio here.
+    pub fn store(&self) -> Arc<dyn TensorStore> {
         self.store.clone()
     }
 }

@@ -1,13 +1,14 @@
 //! One whole job: the DAG, the assembly and the report, on any executor. The CLI and
 //! the tests call it; its files appear only when all three are complete.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 use storyreel_pipeline::{
     JobOutput, JobSpec, PipelineError, Settings, StageExecutor,
     assemble::{Artifacts, AssemblySettings, assemble},
     progress::{Event, ProgressSink, Step},
     report::Report,
 };
+use storyreel_tensors::TensorStore;
 
 /// A finished job: its files and what the DAG produced.
 pub struct Finished {
@@ -21,6 +22,7 @@ pub async fn run_job(
     settings: &Settings,
     assembly: &AssemblySettings,
     executor: &dyn StageExecutor,
+    store: Arc<dyn TensorStore>,
     sink: &dyn ProgressSink,
 ) -> Result<Finished, PipelineError> {
     let started = Instant::now();
@@ -29,7 +31,7 @@ pub async fn run_job(
         step: Step::Assembly,
         scene: None,
     });
-    let staged = assemble(spec, &output, executor.store(), assembly).await?;
+    let staged = assemble(spec, &output, store, assembly).await?;
     sink.emit(Event::Finished {
         step: Step::Assembly,
         scene: None,

@@ -65,13 +65,13 @@ async fn same_seed_same_video_and_an_edited_scene_recomputes_only_itself() {
     let story = ["The boats come home at dusk.", "Lanterns glow along the quay."];
     let mut once = spec("first", BackendChoice::Diffusion, &story[..1]);
     once.voice = "piper:en_US-joe-medium".into();
-    let first = run_job(&once, &settings, &assembly, &embedded, &Silent)
+    let first = run_job(&once, &settings, &assembly, &embedded, embedded.store(), &Silent)
         .await
         .unwrap();
     let mut again = once.clone();
     again.job_id = "again".into();
     again.bypass_cache = true;
-    let second = run_job(&again, &settings, &assembly, &embedded, &Silent)
+    let second = run_job(&again, &settings, &assembly, &embedded, embedded.store(), &Silent)
         .await
         .unwrap();
     assert!(
@@ -92,6 +92,7 @@ async fn same_seed_same_video_and_an_edited_scene_recomputes_only_itself() {
         &settings,
         &assembly,
         &embedded,
+        embedded.store(),
         &Silent,
     )
     .await
@@ -102,6 +103,7 @@ async fn same_seed_same_video_and_an_edited_scene_recomputes_only_itself() {
         &settings,
         &assembly,
         &embedded,
+        embedded.store(),
         &Silent,
     )
     .await

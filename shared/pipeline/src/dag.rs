@@ -26,7 +26,7 @@ use crate::{
     streams::drain,
 };
 use futures::{StreamExt, TryStreamExt, stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use storyreel_proto::{
     common::{self, Stage},
@@ -36,7 +36,7 @@ use storyreel_runtime::tensor_ref::{from_wire, to_wire};
 use storyreel_tensors::TensorRef;
 
 /// What the DAG needs besides the job: the deployment's settings (`[pipeline]`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// Scenes in flight at once.
     pub scene_parallelism: usize,
@@ -51,7 +51,7 @@ pub struct Settings {
 }
 
 /// A scene's prompt S^P and what the rewriter found in it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptOut {
     pub prompt: String,
     pub negative_prompt: String,
@@ -64,7 +64,7 @@ pub struct PromptOut {
 }
 
 /// A ranked clip of a scene's search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reference {
     pub clip_id: String,
     pub caption: String,
@@ -78,7 +78,7 @@ pub struct Reference {
 }
 
 /// A stretch of narration and the text spoken in it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
     pub text: String,
     pub start_s: f64,
@@ -86,7 +86,7 @@ pub struct Segment {
 }
 
 /// A scene's narration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Narration {
     /// f32 mono PCM.
     pub audio: TensorRef,
@@ -96,7 +96,7 @@ pub struct Narration {
 }
 
 /// Everything one scene became.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SceneOutput {
     pub index: u32,
     pub text: String,
@@ -109,7 +109,7 @@ pub struct SceneOutput {
 }
 
 /// A finished DAG: what the assembly and the report need.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobOutput {
     pub backend: Backend,
     pub backend_reason: String,

@@ -1,20 +1,22 @@
 //! How the DAG reaches the stages: [`StageExecutor`], one method per stage call, in the
 //! stages' own wire messages. The embedded mode implements it with the services' gRPC
 //! adapters called in process (no network, the same validation and error codes); the
-//! gateway implements it with gRPC clients. The DAG never knows which.
+//! gateway's durable jobs implement it with one workflow activity per call, each a gRPC
+//! call to the stage's service. The DAG never knows which.
+//!
+//! The futures need not be `Send`: a workflow's context is single-threaded (a workflow
+//! runs on one thread, so that replaying its history is deterministic).
 
 use futures::stream::BoxStream;
-use std::sync::Arc;
 use storyreel_proto::{decoder, interpolation, keyframe, prompt_rewriter, retrieval, story_llm, tts};
 use storyreel_runtime::ModelInfo;
-use storyreel_tensors::TensorStore;
 use tonic::Status;
 
 /// A streamed call's events.
 pub type Events<T> = BoxStream<'static, Result<T, Status>>;
 
-#[async_trait::async_trait]
-pub trait StageExecutor: Send + Sync {
+#[async_trait::async_trait(?Send)]
+pub trait StageExecutor {
     /// story-llm GenerateStream: the scenes S^D as they are written.
     async fn story(
         &self,
@@ -68,7 +70,4 @@ pub trait StageExecutor: Send + Sync {
 
     /// The keyframe stage's model once it is ready: `auto` chooses the backend by it.
     async fn keyframe_model(&self) -> Result<ModelInfo, Status>;
-
-    /// The tensor store the stages write to: the assembly reads frames and audio here.
-    fn store(&self) -> Arc<dyn TensorStore>;
 }

@@ -1,11 +1,11 @@
 //! What a running job tells its watcher: [`Event`]s per stage and scene, to a
 //! [`ProgressSink`] (the CLI's progress bars, the gateway's event stream).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use storyreel_tensors::TensorRef;
 
 /// A stage of the DAG, as the report and the progress name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Story,
@@ -70,8 +70,9 @@ pub enum Event {
     SceneText { scene: u32, text: String },
 }
 
-/// Where a job's events go. Called from the job's tasks; must not block.
-pub trait ProgressSink: Send + Sync {
+/// Where a job's events go. Called from the job's tasks; must not block. Not `Send`: a
+/// workflow's sink records into the workflow's own single-threaded state.
+pub trait ProgressSink {
     fn emit(&self, event: Event);
 }
 
@@ -82,7 +83,7 @@ impl ProgressSink for Silent {
     fn emit(&self, _: Event) {}
 }
 
-impl<F: Fn(Event) + Send + Sync> ProgressSink for F {
+impl<F: Fn(Event)> ProgressSink for F {
     fn emit(&self, event: Event) {
         self(event)
     }

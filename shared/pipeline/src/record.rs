@@ -2,12 +2,12 @@
 //! `calls` and its per-stage totals.
 
 use crate::progress::Step;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use storyreel_proto::common;
 
 /// The model of a call, as the report shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelRecord {
     pub name: String,
     pub version: String,
@@ -27,7 +27,7 @@ impl From<common::ModelInfo> for ModelRecord {
 }
 
 /// One stage call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     pub step: Step,
     /// 0-based; `None` for a call made once per job (the story).

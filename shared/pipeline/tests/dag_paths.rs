@@ -38,7 +38,7 @@ fn model() -> common::ModelInfo {
     }
 }
 
-#[async_trait::async_trait]
+#[async_trait::async_trait(?Send)]
 impl StageExecutor for Scripted {
     async fn story(
         &self,
@@ -190,10 +190,6 @@ impl StageExecutor for Scripted {
             random_init: true,
             ..Default::default()
         })
-    }
-
-    fn store(&self) -> Arc<dyn TensorStore> {
-        self.store.clone()
     }
 }
 

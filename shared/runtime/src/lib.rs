@@ -13,6 +13,7 @@ pub mod error_code;
 pub mod job;
 pub mod model;
 pub mod model_identity;
+pub mod model_service;
 pub mod paths;
 pub mod propagation;
 pub mod seed;

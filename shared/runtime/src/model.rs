@@ -48,6 +48,18 @@ impl From<ModelInfo> for common::ModelInfo {
     }
 }
 
+impl From<common::ModelInfo> for ModelInfo {
+    fn from(m: common::ModelInfo) -> Self {
+        ModelInfo {
+            name: m.name,
+            version: m.version,
+            weights_sha256: m.weights_sha256,
+            components: m.components.into_iter().map(Into::into).collect(),
+            random_init: m.random_init,
+        }
+    }
+}
+
 /// What a stage's model is doing; readiness (`grpc.health.v1`) follows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelState {
@@ -123,6 +135,8 @@ pub async fn serve_model_service(
     health.register(service_name).await;
 
     let (stop_following, stopped) = oneshot::channel();
+    let model_service = crate::model_service::ModelServiceImpl::server(state.clone());
+    let routes = routes.add_service(model_service);
     let follower = tokio::spawn(follow_model_state(health, state, stopped));
     // Readiness stops following the model before the server reports NOT_SERVING and
     // drains, so a late model event cannot flip it back to SERVING.

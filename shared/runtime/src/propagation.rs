@@ -57,3 +57,17 @@ impl<T> InjectContext for tonic::Request<T> {
         self
     }
 }
+
+/// The current span's trace context as `traceparent` / `tracestate` entries, for a
+/// carrier that is not gRPC metadata (a durable job's stored input).
+pub fn current_as_map() -> std::collections::HashMap<String, String> {
+    let context = tracing::Span::current().context();
+    let mut map = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut map));
+    map
+}
+
+/// The remote parent carried by such a map (empty when absent).
+pub fn parent_from_map(map: &std::collections::HashMap<String, String>) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(map))
+}

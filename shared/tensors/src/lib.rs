@@ -39,7 +39,7 @@ pub use entry::MAX_CACHE_OUTPUTS;
 pub use error::{Error, ErrorCode, Result};
 pub use keys::{KeySchema, TensorKey};
 pub use memory::MemoryStore;
-pub use redis_store::RedisStore;
+pub use redis_store::{RedisStore, redis_client};
 pub use stage_cache::StageCache;
 pub use store::{NamedRef, TensorStore, open_store};
 pub use tensor::{HostTensor, MAX_RANK, Tensor};

@@ -42,7 +42,7 @@ impl RedisStore {
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(Duration::from_millis(rc.response_timeout_ms)))
             .set_max_delay(Duration::from_secs(2));
-        let client = client_for(rc)?;
+        let client = redis_client(rc)?;
         let where_ = redacted(&rc.url);
 
         let connecting = async {
@@ -90,7 +90,9 @@ impl RedisStore {
     }
 }
 
-fn client_for(rc: &RedisConfig) -> Result<Client> {
+/// A Redis client for `rc` (URL, AUTH, TLS), for other users of the same Redis (the
+/// gateway's job events and quotas).
+pub fn redis_client(rc: &RedisConfig) -> Result<Client> {
     let url = rc.effective_url();
     let mut info = url
         .as_str()

@@ -3,16 +3,20 @@
 //! ```text
 //! storyreel generate "TITLE" [--scenes N --resolution R --aspect A --backend B --voice V
 //!                             --seed S --story FILE --prompts FILE --out DIR ...]
+//! storyreel serve                      # a gateway replica: API + job worker
+//! storyreel mesh [--run-dir DIR]       # Redis, Temporal, every service, a gateway
+//! storyreel submit|watch|get|cancel|list ...   # a gateway's API
 //! ```
 //!
-//! runs the whole pipeline in this process on the default models ([`crate::embedded`]),
-//! with a progress bar per stage and scene, and prints the paths of the MP4, the .srt and
-//! the JSON report. Exit codes: 0 done; 2 bad arguments (the message names the option and
-//! the limit); 1 the job failed; 130 interrupted (Ctrl-C stops the stages and leaves no
-//! file that claims to be complete).
+//! `generate` runs the whole pipeline in this process on the default models
+//! ([`crate::embedded`]), with a progress bar per stage and scene, and prints the paths
+//! of the MP4, the .srt and the JSON report. Exit codes: 0 done; 2 bad arguments (the
+//! message names the option and the limit); 1 the job failed; 130 interrupted (Ctrl-C
+//! stops the stages and leaves no file that claims to be complete).
 
 pub mod args;
 pub mod progress;
+pub mod remote;
 
 use crate::{Embedded, PipelineConfig, job::run_job};
 use clap::Parser;
@@ -34,6 +38,20 @@ pub struct Cli {
 pub enum Command {
     /// Makes the video of a title: story, prompts, clips, frames, narration, one MP4.
     Generate(args::GenerateArgs),
+    /// Runs a gateway replica (config [gateway], [pipeline]): the API and a job worker.
+    Serve,
+    /// Starts the mesh: Redis, the Temporal dev server, every stage service and the
+    /// gateway as processes on free ports; prints the gateway and the API key.
+    Mesh {
+        /// Data, logs and config of the mesh (kept for a restart).
+        #[arg(long, default_value = "out/mesh")]
+        run_dir: std::path::PathBuf,
+        /// Gateway replicas.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+    },
+    #[command(flatten)]
+    Remote(remote::Remote),
 }
 
 /// The process: parse, run, exit code.
@@ -48,6 +66,17 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Generate(args) => runtime.block_on(generate(args)),
+        Command::Serve => runtime.block_on(async {
+            match crate::server::serve_process(&Sources::from_env()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("storyreel serve: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+        Command::Mesh { run_dir, replicas } => runtime.block_on(mesh(run_dir, replicas)),
+        Command::Remote(remote) => runtime.block_on(remote::run(remote)),
     };
     // Model workers may still be finishing a step of a cancelled job: do not wait.
     runtime.shutdown_background();
@@ -84,7 +113,7 @@ async fn generate(args: args::GenerateArgs) -> ExitCode {
             .map_err(|e| e.to_string())?;
         bars.loading();
         embedded.wait_ready().await.map_err(|e| e.to_string())?;
-        run_job(&spec, &settings, &assembly, &embedded, &bars)
+        run_job(&spec, &settings, &assembly, &embedded, embedded.store(), &bars)
             .await
             .map_err(|e| e.to_string())
     };
@@ -109,4 +138,45 @@ async fn generate(args: args::GenerateArgs) -> ExitCode {
             ExitCode::from(130)
         }
     }
+}
+
+async fn mesh(run_dir: std::path::PathBuf, replicas: usize) -> ExitCode {
+    let options = match crate::mesh::MeshOptions::near_current_exe(run_dir) {
+        Ok(options) => crate::mesh::MeshOptions {
+            gateway_replicas: replicas,
+            ..options
+        },
+        Err(e) => {
+            eprintln!("storyreel mesh: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!(
+        "storyreel mesh: starting in {} (logs in logs/)",
+        options.run_dir.display()
+    );
+    let mesh = match crate::mesh::Mesh::start(options).await {
+        Ok(mesh) => mesh,
+        Err(e) => {
+            eprintln!("storyreel mesh: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("gateway:  {}", mesh.gateways.join(" "));
+    println!(
+        "api key:  {} (also in {}/api-key)",
+        mesh.api_key,
+        mesh.run_dir.display()
+    );
+    println!("redis:    {}", mesh.redis_url);
+    println!("temporal: {}", mesh.temporal_address);
+    println!(
+        "try:      STORYREEL_GATEWAY={} STORYREEL_API_KEY=$(cat {}/api-key) storyreel submit --watch \"A lighthouse keeper's last night\"",
+        mesh.gateways[0],
+        mesh.run_dir.display()
+    );
+    storyreel_runtime::shutdown::signal().await;
+    eprintln!("storyreel mesh: stopping");
+    mesh.stop();
+    ExitCode::SUCCESS
 }
