@@ -84,6 +84,7 @@ async fn events_until_end(
 fn final_state(events: &[JobEvent]) -> Option<JobState> {
     events.iter().rev().find_map(|e| match &e.payload {
         Some(Payload::StateChange(c)) => JobState::try_from(c.state).ok(),
+        Some(Payload::Snapshot(job)) => JobState::try_from(job.state).ok(),
         _ => None,
     })
 }
