@@ -9,7 +9,10 @@
 //! - CancelJob stops the job's stages and the job ends CANCELLED;
 //! - no key: UNAUTHENTICATED; another key's job: NOT_FOUND; past the quota:
 //!   RESOURCE_EXHAUSTED; bad requests: INVALID_ARGUMENT naming the field;
-//! - ListJobs: the caller's jobs only, filtered by state and labels.
+//! - ListJobs: the caller's jobs only, filtered by state and labels;
+//! - one OpenTelemetry trace per job: the caller's trace id on the spans of the gateway
+//!   and of all seven stage services (a diffusion job touches every one), exported over
+//!   OTLP to a fake collector.
 
 mod common;
 
@@ -110,6 +113,10 @@ async fn the_gateway_api_over_a_mesh() {
     let mut options = MeshOptions::near_current_exe(run.path().join("mesh")).unwrap();
     options.config_dir = common::config_dir().into();
     options.max_concurrent_jobs = 4;
+    let mut collector = fake_opentelemetry_collector::FakeCollectorServer::start()
+        .await
+        .unwrap();
+    options.otlp_endpoint = Some(collector.endpoint());
     options.extra_config = format!(
         "[[gateway.api_keys]]\nname = \"other\"\nsha256 = \"{}\"\nmax_concurrent_jobs = 1\n",
         key_digest(OTHER_KEY)
@@ -386,5 +393,70 @@ async fn the_gateway_api_over_a_mesh() {
         .into_inner();
     assert!(others.jobs.iter().all(|j| j.id != job_id));
 
+    // one trace: a diffusion job (every stage service) under the caller's trace id
+    let trace_id = format!("{:032x}", rand::random::<u128>() | 1);
+    let mut traced = authorized(
+        &key,
+        CreateVideoRequest {
+            spec: Some(VideoSpec {
+                backend: "diffusion".into(),
+                upscale: Some(2),
+                steps: Some(2),
+                // A person's prompt: the story, keywords and every visual stage still run.
+                prompts: vec!["a small paper boat drifting on a calm river at dawn".into()],
+                ..small("A paper boat", 21)
+            }),
+            ..Default::default()
+        },
+    );
+    traced.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{:016x}-01", rand::random::<u64>() | 1)
+            .parse()
+            .unwrap(),
+    );
+    let traced_job = client
+        .create_video(traced)
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    let events = events_until_end(&mut client, &key, &traced_job.id, "").await;
+    assert_eq!(final_state(&events), Some(JobState::Succeeded), "{events:#?}");
+    let services = [
+        "storyreel.gateway.v1.GatewayService/CreateVideo",
+        "storyreel.story_llm.v1.StoryLlmService/",
+        "storyreel.prompt_rewriter.v1.PromptRewriterService/",
+        "storyreel.retrieval.v1.RetrievalService/",
+        "storyreel.keyframe.v1.KeyframeService/",
+        "storyreel.interpolation.v1.InterpolationService/",
+        "storyreel.decoder.v1.DecoderService/",
+        "storyreel.tts.v1.TtsService/",
+    ];
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let spans = collector.exported_spans(1, Duration::from_secs(2)).await;
+        seen.extend(
+            spans
+                .into_iter()
+                .filter(|s| s.trace_id == trace_id)
+                .map(|s| s.name),
+        );
+        let missing: Vec<&&str> = services
+            .iter()
+            .filter(|s| !seen.iter().any(|n| n.contains(**s)))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no span of {missing:?} in the job's trace; seen {seen:?}"
+        );
+    }
+
     mesh.stop();
+    collector.abort();
 }

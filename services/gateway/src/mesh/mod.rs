@@ -1,8 +1,9 @@
 //! Mesh mode (`storyreel mesh`, `make mesh`): every part of storyreel as its own process
-//! on 127.0.0.1, on free ports: a Redis of its own (append-only file on, so a restart
-//! keeps the tensors, stage caches and job events), the Temporal dev server (SQLite in a
-//! file, so a restart keeps the workflows), the seven stage services and one or more
-//! gateway replicas, each started only when what it needs answers its health check.
+//! on 127.0.0.1, on free ports: a Redis of its own (append-only file, fsynced on every
+//! write, so a restart keeps the tensors, stage caches and job events), the Temporal dev
+//! server (SQLite in a file, so a restart keeps the workflows), the seven stage services
+//! and one or more gateway replicas, each started only when what it needs answers its
+//! health check.
 //!
 //! Everything the processes need is in one run directory: `config/` (the repository's
 //! `default.toml` and a generated `mesh.toml` profile with the ports, the Redis and the
@@ -52,8 +53,10 @@ pub struct MeshOptions {
     /// Extra endpoint groups: `(stage, group, weight)` served by another copy of the
     /// stage's service (a canary).
     pub extra_groups: Vec<(String, String, u32, String)>,
-    /// Environment for every process (OTLP endpoint, log filter).
+    /// Environment for every process (log filter).
     pub env: Vec<(String, String)>,
+    /// OTLP/gRPC collector every service (and the gateway) exports its spans to.
+    pub otlp_endpoint: Option<String>,
     /// How long to wait for each part to become healthy.
     pub ready_timeout: Duration,
 }
@@ -83,6 +86,7 @@ impl MeshOptions {
             extra_config: String::new(),
             extra_groups: Vec::new(),
             env: Vec::new(),
+            otlp_endpoint: None,
             ready_timeout: Duration::from_secs(300),
         })
     }
@@ -158,6 +162,7 @@ impl Mesh {
             extra_groups: &options.extra_groups,
             api_key_sha256: &key_digest(&api_key),
             max_concurrent_jobs: options.max_concurrent_jobs,
+            otlp_endpoint: options.otlp_endpoint.as_deref(),
             extra: &options.extra_config,
         });
         std::fs::write(config_dir.join("mesh.toml"), profile)?;
@@ -192,7 +197,7 @@ impl Mesh {
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            "always",
             "--save",
             "",
         ]
@@ -408,6 +413,7 @@ struct ProfileInputs<'a> {
     extra_groups: &'a [(String, String, u32, String)],
     api_key_sha256: &'a str,
     max_concurrent_jobs: u32,
+    otlp_endpoint: Option<&'a str>,
     extra: &'a str,
 }
 
@@ -422,6 +428,11 @@ fn profile_toml(p: &ProfileInputs) -> String {
     };
     for (stage, _) in STAGES {
         toml.push_str(&tensors(stage));
+    }
+    if let Some(endpoint) = p.otlp_endpoint {
+        for table in STAGES.iter().map(|(s, _)| *s).chain(["gateway"]) {
+            let _ = write!(toml, "[{table}.telemetry]\notlp_endpoint = \"{endpoint}\"\n\n");
+        }
     }
     let _ = write!(
         toml,
