@@ -27,7 +27,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use storyreel_proto::common::Stage;
 use storyreel_runtime::{
-    Validate, ValidationError, client::ClientConfig, config::check_range, server::ServerConfig,
+    Validate, ValidationError,
+    client::ClientConfig,
+    config::{Secret, check_range},
+    server::ServerConfig,
     telemetry::TelemetryConfig,
 };
 use storyreel_tensors::{StoreConfig, config::Backend as StoreBackend};
@@ -67,8 +70,11 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TemporalConfig {
-    /// `http://host:7233` (a local dev server or the platform's frontend).
+    /// `http://host:7233` (a local dev server, the platform's frontend), or `https://...`
+    /// for TLS (Temporal Cloud: `https://<namespace>.<account>.tmprl.cloud:7233`).
     pub address: String,
+    /// Temporal Cloud API key (sent as a bearer token, over TLS).
+    pub api_key: Option<Secret>,
     pub namespace: String,
     /// The replicas share the jobs through this task queue.
     pub task_queue: String,
@@ -180,6 +186,7 @@ impl Default for TemporalConfig {
     fn default() -> Self {
         Self {
             address: "http://127.0.0.1:7233".into(),
+            api_key: None,
             namespace: "default".into(),
             task_queue: "storyreel-jobs".into(),
             max_concurrent_activities: 32,

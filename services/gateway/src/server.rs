@@ -19,7 +19,7 @@ use storyreel_runtime::{
     config::Sources,
     server::{GrpcServer, bind},
 };
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, TlsOptions};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tonic::service::Routes;
 
@@ -41,6 +41,8 @@ pub async fn connect_temporal(config: &GatewayConfig, patience: Duration) -> any
     loop {
         let options = ConnectionOptions::new(url.clone())
             .identity(format!("storyreel-gateway@{}", std::process::id()))
+            .maybe_api_key(config.temporal.api_key.as_ref().map(|k| k.expose().to_string()))
+            .maybe_tls_options((url.scheme() == "https").then(TlsOptions::default))
             .build();
         match Connection::connect(options).await {
             Ok(connection) => {
@@ -96,6 +98,7 @@ pub async fn run(
         store,
         assembly: pipeline.assembly(None),
         heartbeat_every: Duration::from_millis((config.heartbeat_timeout_ms / 4).clamp(100, 1000)),
+        router: Router::new(&config.stages),
     };
     let runtime = Runtime::from_current_tokio(Default::default()).context("the Temporal SDK runtime")?;
     let worker_options = WorkerOptions::new(config.temporal.task_queue.clone())

@@ -10,6 +10,8 @@
 //! - no key: UNAUTHENTICATED; another key's job: NOT_FOUND; past the quota:
 //!   RESOURCE_EXHAUSTED; bad requests: INVALID_ARGUMENT naming the field;
 //! - ListJobs: the caller's jobs only, filtered by state and labels;
+//! - a canary at 50% (a second interpolation service, another model version): jobs are
+//!   served by both, each job by one, and the job and its report say which;
 //! - one OpenTelemetry trace per job: the caller's trace id on the spans of the gateway
 //!   and of all seven stage services (a diffusion job touches every one), exported over
 //!   OTLP to a fake collector.
@@ -33,6 +35,7 @@ use storyreel_proto::{
 use tonic::{Code, Request, transport::Channel};
 
 const OTHER_KEY: &str = "other-key-of-the-test";
+const CANARY_VERSION: &str = "interpolation-canary-v2";
 
 fn authorized<T>(key: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
@@ -92,6 +95,32 @@ fn final_state(events: &[JobEvent]) -> Option<JobState> {
     })
 }
 
+async fn fetch_artifact(
+    client: &GatewayServiceClient<Channel>,
+    key: &str,
+    job_id: &str,
+    name: &str,
+) -> Vec<u8> {
+    let mut chunks = client
+        .clone()
+        .get_artifact(authorized(
+            key,
+            GetArtifactRequest {
+                job_id: job_id.into(),
+                name: name.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        bytes.extend_from_slice(&chunk.unwrap().data);
+    }
+    bytes
+}
+
 async fn get(client: &mut GatewayServiceClient<Channel>, key: &str, job_id: &str) -> Job {
     client
         .get_job(authorized(
@@ -117,6 +146,7 @@ async fn the_gateway_api_over_a_mesh() {
         .await
         .unwrap();
     options.otlp_endpoint = Some(collector.endpoint());
+    options.extra_groups = vec![("interpolation".into(), "canary".into(), 50, CANARY_VERSION.into())];
     options.extra_config = format!(
         "[[gateway.api_keys]]\nname = \"other\"\nsha256 = \"{}\"\nmax_concurrent_jobs = 1\n",
         key_digest(OTHER_KEY)
@@ -392,6 +422,79 @@ async fn the_gateway_api_over_a_mesh() {
         .unwrap()
         .into_inner();
     assert!(others.jobs.iter().all(|j| j.id != job_id));
+
+    // canary at 50%: one job drawn to each group (the draw is a hash of the job id, and
+    // an idempotency key fixes the id), each served by its group's version throughout
+    let router = {
+        let mut stages = storyreel_gateway::gateway_config::default_endpoints();
+        let groups = stages.get_mut("interpolation").unwrap();
+        groups[0].weight = 50;
+        groups.push(storyreel_gateway::gateway_config::EndpointGroup {
+            group: "canary".into(),
+            endpoint: "http://127.0.0.1:1".into(),
+            weight: 50,
+            version: CANARY_VERSION.into(),
+        });
+        storyreel_gateway::routing::Router::new(&stages)
+    };
+    let owner = key_digest(&key);
+    let draw = |k: &str| {
+        let id = storyreel_gateway::api::service::idempotent_job_id(&owner, k);
+        router.draw(&id, &[]).unwrap()["interpolation"].clone()
+    };
+    let keys: Vec<String> = ["stable", "canary"]
+        .iter()
+        .map(|group| {
+            (0..100)
+                .map(|i| format!("canary-{i}"))
+                .find(|k| draw(k) == *group)
+                .unwrap()
+        })
+        .collect();
+    for (idempotency_key, group) in keys.iter().zip(["stable", "canary"]) {
+        let job = client
+            .create_video(authorized(
+                &key,
+                CreateVideoRequest {
+                    spec: Some(small("A lighthouse keeper's last night", 11)),
+                    idempotency_key: idempotency_key.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
+        let events = events_until_end(&mut client, &key, &job.id, "").await;
+        assert_eq!(final_state(&events), Some(JobState::Succeeded), "{events:#?}");
+        let job = get(&mut client, &key, &job.id).await;
+        let interpolation: Vec<&str> = job
+            .stages
+            .iter()
+            .filter(|s| s.stage == storyreel_proto::common::Stage::Interpolation as i32)
+            .map(|s| s.endpoint_group.as_str())
+            .collect();
+        assert_eq!(interpolation, [group], "the job stays on the group it drew");
+        let report = fetch_artifact(&client, &key, &job.id, "job.json").await;
+        let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+        assert_eq!(report["endpoint_groups"]["interpolation"]["group"], group);
+        let versions: Vec<&str> = report["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["step"] == "interpolation")
+            .map(|c| c["model"]["version"].as_str().unwrap())
+            .collect();
+        assert!(!versions.is_empty());
+        for version in versions {
+            assert_eq!(
+                version == CANARY_VERSION,
+                group == "canary",
+                "{group} served {version}"
+            );
+        }
+    }
 
     // one trace: a diffusion job (every stage service) under the caller's trace id
     let trace_id = format!("{:032x}", rand::random::<u128>() | 1);

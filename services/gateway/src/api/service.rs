@@ -116,6 +116,13 @@ fn check_labels(
     Ok(())
 }
 
+/// The job id of an idempotency key: the same for every repeat of the key by its owner
+/// (the workflow id, so Temporal itself refuses a second job), distinct across owners.
+pub fn idempotent_job_id(owner: &str, idempotency_key: &str) -> String {
+    let digest = Sha256::digest(format!("{owner}\n{idempotency_key}").as_bytes());
+    format!("job-{}", &hex::encode(digest)[..24])
+}
+
 /// The API over one Temporal client and the shared Redis and artifact store.
 pub struct GatewayService {
     pub client: Client,
@@ -179,8 +186,7 @@ impl GatewayService {
         let job_id = if key.is_empty() {
             format!("job-{:024x}", rand::random::<u128>() >> 32)
         } else {
-            let digest = Sha256::digest(format!("{}\n{key}", caller.owner).as_bytes());
-            format!("job-{}", &hex::encode(digest)[..24])
+            idempotent_job_id(&caller.owner, key)
         };
         if !key.is_empty()
             && let Some(found) = self.find(caller, &job_id).await?

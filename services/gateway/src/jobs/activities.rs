@@ -14,13 +14,13 @@ use super::{
     clients::{Intercepted, StageClients},
     wire::{ArtifactView, AssembleCall, FinishCall, Proto, StageCall, StageReply},
 };
-use crate::{artifacts::ArtifactStore, events::EventLog, quota::Quota};
+use crate::{artifacts::ArtifactStore, events::EventLog, quota::Quota, routing::Router};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use std::{future::Future, sync::Arc, time::Duration};
 use storyreel_pipeline::{
-    JobOutput,
+    JobOutput, PipelineError,
     assemble::{AssemblySettings, assemble},
     report::Report,
     streams::{Piece, Streamed},
@@ -42,6 +42,7 @@ use storyreel_proto::{
     tts,
     tts::tts_service_client::TtsServiceClient,
 };
+use storyreel_runtime::HasErrorCode;
 use storyreel_tensors::TensorStore;
 use temporalio_macros::activities;
 use temporalio_sdk::{
@@ -63,6 +64,8 @@ pub struct StageActivities {
     /// How often a running call heartbeats (the SDK sends at most one per throttle
     /// interval).
     pub heartbeat_every: Duration,
+    /// The endpoint groups and the versions they serve (metric labels).
+    pub router: Router,
 }
 
 /// The failure type of a gRPC code, and back.
@@ -70,8 +73,25 @@ pub fn failure_type(code: Code) -> String {
     format!("grpc-{}", code as i32)
 }
 
+/// The code a failed call counts as. A status the stage sent has no source error; one
+/// with a source was made here from a broken connection (the stage's process died
+/// mid-call, a proxy reset the stream): the stage was unavailable, so it is retried.
+fn effective_code(status: &Status) -> Code {
+    match status.code() {
+        Code::Unknown | Code::Internal if std::error::Error::source(status).is_some() => Code::Unavailable,
+        code => code,
+    }
+}
+
 fn failed(status: Status) -> ActivityError {
-    let retry = matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded);
+    let code = effective_code(&status);
+    let message = match (status.message(), std::error::Error::source(&status)) {
+        ("", Some(source)) => source.to_string(),
+        ("", None) => format!("the stage answered {code:?} without a message"),
+        (message, _) => message.to_string(),
+    };
+    let status = Status::new(code, message);
+    let retry = matches!(code, Code::Unavailable | Code::DeadlineExceeded);
     let message: Box<dyn std::error::Error + Send + Sync> = status.message().to_string().into();
     ActivityError::application(
         ApplicationFailure::builder(message)
@@ -158,8 +178,22 @@ impl StageActivities {
                 tokio::time::sleep(self.heartbeat_every).await;
             }
         };
+        let started = std::time::Instant::now();
         let outcome = tokio::select! {
-            result = work.instrument(span) => result.map_err(|status| (status.code(), failed(status))),
+            result = work.instrument(span) => result.map_err(|status| {
+                tracing::warn!(
+                    job_id = %call.job_id,
+                    step = %call.step,
+                    scene = ?call.scene,
+                    group = %call.group,
+                    attempt,
+                    code = ?status.code(),
+                    message = status.message(),
+                    source = ?std::error::Error::source(&status),
+                    "stage call failed"
+                );
+                (effective_code(&status), failed(status))
+            }),
             () = ctx.cancelled() => Err((Code::Cancelled, ActivityError::cancelled())),
             () = heartbeat => unreachable!("the heartbeat loop does not end"),
         };
@@ -173,7 +207,32 @@ impl StageActivities {
         if announce && state != StageState::Running {
             self.stage_event(call, state, attempt).await;
         }
+        self.record(call, &outcome, started.elapsed());
         outcome.map_err(|(_, e)| e)
+    }
+
+    /// Per stage, endpoint group and model version: call latency and outcome
+    /// (Prometheus, on the gateway's metrics endpoint), so that a canary can be judged
+    /// beside the stable group.
+    fn record<T>(&self, call: &StageCall, outcome: &Result<T, (Code, ActivityError)>, took: Duration) {
+        let version = match self.router.version(&call.stage, &call.group) {
+            v if v.is_empty() => call.group.clone(),
+            v => v,
+        };
+        let code = match outcome {
+            Ok(_) => "OK".to_string(),
+            Err((code, _)) => format!("{code:?}"),
+        };
+        let labels = [
+            ("stage", call.stage.clone()),
+            ("step", call.step.clone()),
+            ("group", call.group.clone()),
+            ("version", version),
+        ];
+        metrics::histogram!("storyreel_gateway_stage_call_seconds", &labels).record(took.as_secs_f64());
+        let mut counted = labels.to_vec();
+        counted.push(("code", code));
+        metrics::counter!("storyreel_gateway_stage_calls_total", &counted).increment(1);
     }
 
     fn channel(&self, call: &StageCall) -> Result<Intercepted, Status> {
@@ -239,6 +298,26 @@ impl StageActivities {
             response,
             attempt: ctx.info().attempt,
         })
+    }
+}
+
+impl StageActivities {
+    /// The pipeline's report with the endpoint group (and its version) each stage was
+    /// routed to.
+    fn report(&self, input: &super::wire::JobInput, report: Vec<u8>) -> Vec<u8> {
+        let Ok(serde_json::Value::Object(mut json)) = serde_json::from_slice(&report) else {
+            return report;
+        };
+        let routes: serde_json::Map<String, serde_json::Value> = input
+            .routes
+            .iter()
+            .map(|(stage, group)| {
+                let route = serde_json::json!({"group": group, "version": self.router.version(stage, group)});
+                (stage.clone(), route)
+            })
+            .collect();
+        json.insert("endpoint_groups".into(), serde_json::Value::Object(routes));
+        serde_json::to_vec_pretty(&json).unwrap_or(report)
     }
 }
 
@@ -453,15 +532,15 @@ impl StageActivities {
         };
         let store = self.store.clone();
         let files = async {
-            let staged = assemble(spec, &output, store, &settings)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            // A store that is away (Redis restarting) is UNAVAILABLE, and retried.
+            let status = |e: PipelineError| Status::new(e.error_code().grpc_code(), e.to_string());
+            let staged = assemble(spec, &output, store, &settings).await.map_err(status)?;
             let total_s = (now_ms() - call.input.create_time_ms).max(0) as f64 / 1000.0;
-            let report = Report::new(spec, &output, &staged.stats, total_s).to_json();
-            staged
-                .commit(&report)
-                .await
-                .map_err(|e| Status::internal(e.to_string()))
+            let report = self.report(
+                &call.input,
+                Report::new(spec, &output, &staged.stats, total_s).to_json(),
+            );
+            staged.commit(&report).await.map_err(status)
         };
         let files = self.run(&ctx, &stage_call, files).await?;
         let mut artifacts = Vec::new();
@@ -513,4 +592,24 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_counts_as_unavailable_and_a_stage_answer_keeps_its_code() {
+        let broken = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )));
+        assert_eq!(effective_code(&broken), Code::Unavailable);
+        assert_eq!(effective_code(&Status::internal("a bug")), Code::Internal);
+        assert_eq!(
+            effective_code(&Status::invalid_argument("`steps`")),
+            Code::InvalidArgument
+        );
+        assert_eq!(failure_type(Code::Unavailable), "grpc-14");
+    }
 }

@@ -48,7 +48,8 @@ pub struct MeshOptions {
     pub redis_server: PathBuf,
     pub gateway_replicas: usize,
     pub max_concurrent_jobs: u32,
-    /// More TOML for the generated profile (tests: canary groups, timeouts).
+    /// More TOML for the generated profile: whole tables the profile does not already
+    /// have (`[[gateway.api_keys]]` entries); single keys are better set in `env`.
     pub extra_config: String,
     /// Extra endpoint groups: `(stage, group, weight)` served by another copy of the
     /// stage's service (a canary).

@@ -70,10 +70,16 @@ impl Process {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The end of its log, for an error message.
+    /// What its log says went wrong (a panic message, an error), or its last lines.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
+        if let Some(at) = lines
+            .iter()
+            .position(|l| l.contains("panicked at") || l.starts_with("Error"))
+        {
+            return lines[at..lines.len().min(at + 8)].join("\n");
+        }
         lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
