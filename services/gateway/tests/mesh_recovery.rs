@@ -27,7 +27,7 @@ use storyreel_proto::{
 };
 use tonic::Request;
 
-const HEARTBEAT_MS: u64 = 2000;
+const HEARTBEAT_MS: u64 = 4000;
 
 async fn mesh(replicas: usize) -> (tempfile::TempDir, Mesh) {
     let run = tempfile::tempdir().unwrap();
@@ -44,8 +44,8 @@ async fn mesh(replicas: usize) -> (tempfile::TempDir, Mesh) {
     (run, mesh)
 }
 
-/// A diffusion job whose keyframe stage runs for several heartbeat timeouts.
-fn long_job(title: &str, seed: u64) -> CreateVideoRequest {
+/// A diffusion job whose keyframe stage runs for a few seconds per 10 steps.
+fn long_job(title: &str, seed: u64, steps: u32) -> CreateVideoRequest {
     CreateVideoRequest {
         spec: Some(VideoSpec {
             title: title.into(),
@@ -53,7 +53,7 @@ fn long_job(title: &str, seed: u64) -> CreateVideoRequest {
             resolution: Resolution::Resolution256 as i32,
             upscale: Some(1),
             key_frames: Some(4),
-            steps: Some(30),
+            steps: Some(steps),
             seed: Some(seed),
             backend: "diffusion".into(),
             crossfade_s: Some(0.0),
@@ -226,7 +226,7 @@ async fn a_killed_stage_and_restarted_stores_lose_no_job() {
     let gateways = mesh.gateways.clone();
 
     // kill -9 the keyframe service while it generates, then bring it back
-    let mut watcher = create(&mesh, 0, long_job("The last lighthouse keeper", 31)).await;
+    let mut watcher = create(&mesh, 0, long_job("The last lighthouse keeper", 31, 30)).await;
     assert!(
         watcher
             .until(&gateways, Duration::from_secs(300), |e| stage_is(
@@ -254,7 +254,7 @@ async fn a_killed_stage_and_restarted_stores_lose_no_job() {
     assert_ran_once(&watcher.events, Stage::Keyframe);
 
     // the Temporal server and Redis killed and restarted mid-job
-    let mut watcher = create(&mesh, 0, long_job("A boat at night", 32)).await;
+    let mut watcher = create(&mesh, 0, long_job("A boat at night", 32, 30)).await;
     assert!(
         watcher
             .until(&gateways, Duration::from_secs(300), |e| stage_is(
@@ -287,7 +287,7 @@ async fn another_replica_finishes_the_job_of_a_killed_one() {
     let gateways = mesh.gateways.clone();
     // Only replica 0 is up when the job starts, so it is the one running it.
     mesh.process("gateway-1").unwrap().kill();
-    let mut watcher = create(&mesh, 0, long_job("The lighthouse and the storm", 41)).await;
+    let mut watcher = create(&mesh, 0, long_job("The lighthouse and the storm", 41, 30)).await;
     assert!(
         watcher
             .until(&gateways, Duration::from_secs(300), |e| stage_is(
@@ -315,7 +315,7 @@ async fn another_replica_finishes_the_job_of_a_killed_one() {
 
     // a long stage on a live replica is not restarted: one attempt, though it ran for
     // several heartbeat timeouts
-    let mut watcher = create(&mesh, 1, long_job("A quiet harbour", 42)).await;
+    let mut watcher = create(&mesh, 1, long_job("A quiet harbour", 42, 100)).await;
     assert!(
         watcher
             .until(&survivor, Duration::from_secs(600), |_| false)
