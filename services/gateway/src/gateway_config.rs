@@ -60,6 +60,8 @@ pub struct GatewayConfig {
     pub heartbeat_timeout_ms: u64,
     /// One stage call's longest run, retries apart (seconds).
     pub stage_timeout_s: u64,
+    /// Per stage (config name: `keyframe = 7200`), instead of `stage_timeout_s`.
+    pub stage_timeouts_s: BTreeMap<String, u64>,
     /// Attempts of a stage call that fails UNAVAILABLE or DEADLINE_EXCEEDED.
     pub stage_max_attempts: u32,
     /// Days a finished job (and its events) stays listed.
@@ -176,6 +178,7 @@ impl Default for GatewayConfig {
             default_job_timeout_s: 3600,
             heartbeat_timeout_ms: 10_000,
             stage_timeout_s: 3600,
+            stage_timeouts_s: BTreeMap::new(),
             stage_max_attempts: 5,
             retention_hours: 24,
         }
@@ -281,6 +284,15 @@ impl Validate for GatewayConfig {
         check_range("default_job_timeout_s", self.default_job_timeout_s, 1, 24 * 3600)?;
         check_range("heartbeat_timeout_ms", self.heartbeat_timeout_ms, 500, 600_000)?;
         check_range("stage_timeout_s", self.stage_timeout_s, 1, 24 * 3600)?;
+        for (stage, timeout) in &self.stage_timeouts_s {
+            if !STAGES.iter().any(|(s, _)| s == stage) {
+                return Err(ValidationError::new(
+                    format!("stage_timeouts_s.{stage}"),
+                    "is not a stage (story_llm, prompt_rewriter, retrieval, keyframe, interpolation, decoder, tts)",
+                ));
+            }
+            check_range(&format!("stage_timeouts_s.{stage}"), *timeout, 1, 24 * 3600)?;
+        }
         check_range("stage_max_attempts", self.stage_max_attempts, 1, 100)?;
         check_range("retention_hours", self.retention_hours, 1, 24 * 365)?;
         Ok(())

@@ -99,6 +99,7 @@ pub async fn run(
         assembly: pipeline.assembly(None),
         heartbeat_every: Duration::from_millis((config.heartbeat_timeout_ms / 4).clamp(100, 1000)),
         router: Router::new(&config.stages),
+        running: Default::default(),
     };
     let runtime = Runtime::from_current_tokio(Default::default()).context("the Temporal SDK runtime")?;
     let worker_options = WorkerOptions::new(config.temporal.task_queue.clone())

@@ -92,13 +92,15 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// Where to resume: after the last event seen, or the stream's beginning (every
+    /// event of the job, including those before the first watch).
     fn last_id(&self) -> String {
         self.events
             .iter()
             .rev()
             .map(|e| e.event_id.clone())
             .find(|id| !id.is_empty())
-            .unwrap_or_default()
+            .unwrap_or_else(|| "0".into())
     }
 
     fn ended(&self) -> Option<JobState> {

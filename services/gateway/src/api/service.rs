@@ -215,6 +215,7 @@ impl GatewayService {
             calls: CallSettings {
                 heartbeat_timeout_ms: self.config.heartbeat_timeout_ms,
                 stage_timeout_s: self.config.stage_timeout_s,
+                stage_timeouts_s: self.config.stage_timeouts_s.clone(),
                 max_attempts: self.config.stage_max_attempts,
             },
             asked,

@@ -66,6 +66,23 @@ pub struct StageActivities {
     pub heartbeat_every: Duration,
     /// The endpoint groups and the versions they serve (metric labels).
     pub router: Router,
+    /// The latest progress of each running call, for its heartbeats.
+    pub running: std::sync::Mutex<std::collections::HashMap<String, (u32, u32)>>,
+}
+
+/// What a stage call's heartbeat carries: where the call is.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Beat {
+    pub attempt: u32,
+    pub step: String,
+    pub scene: Option<u32>,
+    /// `done` of `total` units (tokens, steps, frames) so far.
+    pub done: u32,
+    pub total: u32,
+}
+
+fn call_key(call: &StageCall) -> String {
+    format!("{}/{}/{:?}", call.job_id, call.step, call.scene)
 }
 
 /// The failure type of a gRPC code, and back.
@@ -143,6 +160,9 @@ impl StageActivities {
     }
 
     async fn progress(&self, call: &StageCall, mut progress: common::Progress) {
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(call_key(call), (progress.step, progress.total_steps));
+        }
         progress.stage = stage_of(&call.step) as i32;
         progress.scene_index = call.scene;
         self.event(&call.job_id, Payload::Progress(progress)).await;
@@ -174,7 +194,20 @@ impl StageActivities {
         let _ = span.set_parent(storyreel_runtime::propagation::parent_from_map(&call.trace));
         let heartbeat = async {
             loop {
-                let _ = ctx.record_heartbeat(attempt).await;
+                let (done, total) = self
+                    .running
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.get(&call_key(call)).copied())
+                    .unwrap_or_default();
+                let beat = Beat {
+                    attempt,
+                    step: call.step.clone(),
+                    scene: call.scene,
+                    done,
+                    total,
+                };
+                let _ = ctx.record_heartbeat(beat).await;
                 tokio::time::sleep(self.heartbeat_every).await;
             }
         };
@@ -197,6 +230,9 @@ impl StageActivities {
             () = ctx.cancelled() => Err((Code::Cancelled, ActivityError::cancelled())),
             () = heartbeat => unreachable!("the heartbeat loop does not end"),
         };
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&call_key(call));
+        }
         let state = match &outcome {
             Ok(_) => StageState::Succeeded,
             Err((Code::Cancelled, _)) => StageState::Cancelled,

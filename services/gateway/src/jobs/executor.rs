@@ -102,7 +102,12 @@ impl<W: 'static> ActivityExecutor<W> {
             .maximum_interval(Duration::from_secs(30))
             .maximum_attempts(calls.max_attempts)
             .build();
-        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(calls.stage_timeout_s))
+        let timeout_s = calls
+            .stage_timeouts_s
+            .get(service_of(step))
+            .copied()
+            .unwrap_or(calls.stage_timeout_s);
+        ActivityOptions::with_start_to_close_timeout(Duration::from_secs(timeout_s))
             .heartbeat_timeout(Duration::from_millis(calls.heartbeat_timeout_ms))
             .retry_policy(retry)
             // A cancelled job ends once its stage calls have stopped, not before.

@@ -51,6 +51,8 @@ pub struct JobInput {
 pub struct CallSettings {
     pub heartbeat_timeout_ms: u64,
     pub stage_timeout_s: u64,
+    /// Per stage (config name), instead of `stage_timeout_s`.
+    pub stage_timeouts_s: BTreeMap<String, u64>,
     pub max_attempts: u32,
 }
 
