@@ -27,7 +27,6 @@ use crate::{
 };
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 use storyreel_proto::{
     common::{self, Stage},
     decoder, interpolation, keyframe, prompt_rewriter, retrieval, story_llm, tts,
@@ -198,7 +197,8 @@ struct Timed<'a> {
     step: Step,
     scene: Option<u32>,
     seed: Option<u64>,
-    started: Instant,
+    /// The executor's clock ([`StageExecutor::now_s`]) when the call began.
+    started: f64,
 }
 
 impl Job<'_> {
@@ -219,7 +219,7 @@ impl Job<'_> {
             step,
             scene,
             seed,
-            started: Instant::now(),
+            started: self.executor.now_s(),
         }
     }
 
@@ -741,7 +741,7 @@ impl Job<'_> {
 impl Timed<'_> {
     fn finish(self, model: Option<common::ModelInfo>, stats: Option<common::StageStats>) {
         let stats = stats.unwrap_or_default();
-        let seconds = self.started.elapsed().as_secs_f64();
+        let seconds = (self.job.executor.now_s() - self.started).max(0.0);
         self.job.sink.emit(Event::Finished {
             step: self.step,
             scene: self.scene,

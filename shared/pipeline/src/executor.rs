@@ -70,4 +70,14 @@ pub trait StageExecutor {
 
     /// The keyframe stage's model once it is ready: `auto` chooses the backend by it.
     async fn keyframe_model(&self) -> Result<ModelInfo, Status>;
+
+    /// Seconds on the executor's clock, for the call records' timings only (nothing is
+    /// decided by it). In process: the system clock. In a workflow: the workflow's own
+    /// time, which its history fixes, so a replay records the same timings.
+    fn now_s(&self) -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
 }

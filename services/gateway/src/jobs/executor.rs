@@ -222,6 +222,14 @@ impl<W: 'static> StageExecutor for ActivityExecutor<W> {
         activity!(self, synthesize, "narration", request)
     }
 
+    fn now_s(&self) -> f64 {
+        self.ctx
+            .workflow_time()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    }
+
     async fn keyframe_model(&self) -> Result<ModelInfo, Status> {
         let mut call = self.call("keyframe", None, &common::GetModelRequest {});
         call.step = "keyframe_model".into();
