@@ -290,7 +290,7 @@ impl GatewayService {
             .get_workflow_handle::<VideoWorkflow>(job_id.to_string());
         let description = match handle.describe(WorkflowDescribeOptions::default()).await {
             Ok(d) => d,
-            Err(e) if e.to_string().to_ascii_lowercase().contains("not found") => return Ok(None),
+            Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(temporal("reading the job", e)),
         };
         if description.search_attributes().get(&OWNER).as_deref() != Some(caller.owner.as_str()) {
