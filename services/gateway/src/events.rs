@@ -131,10 +131,7 @@ impl EventReader {
                     .next()
                     .and_then(|m| m.parse().ok())
                     .unwrap_or(0);
-                event.time = Some(prost_types::Timestamp {
-                    seconds: ms.div_euclid(1000),
-                    nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-                });
+                event.time = Some(crate::jobs::view::timestamp_ms(ms));
                 event.event_id = entry.id;
                 events.push(event);
             }
