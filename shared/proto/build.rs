@@ -60,6 +60,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(&protoc);
+    // `prost::Name` on every message: the REST mirror finds a message's descriptor by it.
+    config.enable_type_names();
 
     tonic_prost_build::configure()
         .build_client(true)

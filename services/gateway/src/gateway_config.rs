@@ -38,7 +38,10 @@ use storyreel_tensors::{StoreConfig, config::Backend as StoreBackend};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
+    /// The gRPC API.
     pub server: ServerConfig,
+    /// The REST API and the web UI.
+    pub http: HttpConfig,
     pub telemetry: TelemetryConfig,
     pub temporal: TemporalConfig,
     /// Tensors, stage caches, job events and quotas; must be the stages' Redis.
@@ -66,6 +69,28 @@ pub struct GatewayConfig {
     pub stage_max_attempts: u32,
     /// Days a finished job (and its events) stays listed.
     pub retention_hours: u64,
+}
+
+/// The REST mirror of the API and the web UI (`[gateway.http]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve them at all.
+    pub enabled: bool,
+    /// Where to listen.
+    pub listen: std::net::SocketAddr,
+    /// Mark the session cookie `Secure` (set it when a TLS proxy fronts the gateway).
+    pub secure_cookie: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:8080".parse().expect("a socket address"),
+            secure_cookie: false,
+        }
+    }
 }
 
 /// The Temporal cluster the jobs run on.
@@ -109,7 +134,8 @@ pub struct ApiKeyConfig {
     /// Who holds it (logs and metrics; never sent back).
     pub name: String,
     pub sha256: String,
-    /// Jobs this key may have queued or running at once.
+    /// Jobs (and texts or reference requests) this key may have in flight at once, 0-10000;
+    /// 0: a key that reads but starts nothing (a dashboard, a contract test).
     #[serde(default = "default_quota")]
     pub max_concurrent_jobs: u32,
 }
@@ -165,6 +191,7 @@ impl Default for GatewayConfig {
         };
         Self {
             server,
+            http: HttpConfig::default(),
             telemetry: TelemetryConfig::default(),
             temporal: TemporalConfig::default(),
             tensors: StoreConfig {
@@ -277,7 +304,7 @@ impl Validate for GatewayConfig {
             check_range(
                 &format!("api_keys[{i}].max_concurrent_jobs"),
                 key.max_concurrent_jobs,
-                1,
+                0,
                 10_000,
             )?;
         }

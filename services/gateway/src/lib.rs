@@ -4,6 +4,7 @@
 //! - [`api`]: `storyreel.gateway.v1.GatewayService` (auth, validation, the gRPC adapter);
 //! - [`jobs`]: a job as a Temporal workflow, its stage calls as activities;
 //! - [`server`]: the gateway process (`storyreel serve`): API and worker;
+//! - [`rest`]: the REST mirror of the API, its OpenAPI document, and the web UI;
 //! - [`events`], [`quota`], [`artifacts`], [`routing`]: job events and quotas in Redis,
 //!   artifacts in an object store, canary routing;
 //! - [`embedded`]: the seven stage services in process on one tensor store, as a
@@ -19,10 +20,12 @@ pub mod config;
 pub mod embedded;
 pub mod events;
 pub mod gateway_config;
+pub mod images;
 pub mod job;
 pub mod jobs;
 pub mod mesh;
 pub mod quota;
+pub mod rest;
 pub mod routing;
 pub mod server;
 

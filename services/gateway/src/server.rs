@@ -90,12 +90,13 @@ pub async fn run(
         .context("the tensor store")?;
     let client = connect_temporal(&config, Duration::from_secs(60)).await?;
 
+    let stages = StageClients::new(&config)?;
     let activities = StageActivities {
-        clients: StageClients::new(&config)?,
+        clients: stages.clone(),
         events: events.clone(),
         quota: quota.clone(),
         artifacts: artifacts.clone(),
-        store,
+        store: store.clone(),
         assembly: pipeline.assembly(None),
         heartbeat_every: Duration::from_millis((config.heartbeat_timeout_ms / 4).clamp(100, 1000)),
         router: Router::new(&config.stages),
@@ -126,11 +127,16 @@ pub async fn run(
         events,
         quota,
         artifacts,
+        stages,
+        store,
     });
-    let grpc = GatewayGrpc {
-        service,
-        keys: ApiKeys::new(&config.api_keys),
-    };
+    let keys = ApiKeys::new(&config.api_keys);
+    let rest = crate::rest::router(Arc::new(crate::rest::RestState {
+        service: service.clone(),
+        keys: keys.clone(),
+        secure_cookie: config.http.secure_cookie,
+    }));
+    let grpc = GatewayGrpc { service, keys };
     let listener = bind(config.server.listen).await?;
     let server = GrpcServer::new(config.server.clone())
         .await
@@ -147,6 +153,29 @@ pub async fn run(
     let serving = server.serve(listener, routes, async {
         let _ = stop_rx.await;
     });
+    let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
+    let http = if config.http.enabled {
+        let listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("binding [gateway.http] listen {}", config.http.listen))?;
+        tracing::info!(listen = %config.http.listen, "REST API and web UI");
+        Some(tokio::spawn(async move {
+            axum::serve(listener, rest)
+                .with_graceful_shutdown(async {
+                    let _ = stop_http_rx.await;
+                })
+                .await
+        }))
+    } else {
+        None
+    };
+    let http_run = async move {
+        match http {
+            Some(task) => task.await,
+            None => futures::future::pending().await,
+        }
+    };
+    tokio::pin!(http_run);
     health.set_ready(true).await;
     tracing::info!(listen = %config.server.listen, "gateway ready");
 
@@ -156,9 +185,11 @@ pub async fn run(
     tokio::select! {
         result = &mut serving => result.context("the gateway's gRPC server")?,
         result = &mut worker_run => result.context("the Temporal worker")?,
+        result = &mut http_run => result.context("the REST server task")?.context("the REST server")?,
         () = shutdown => {
             stop_worker();
             let _ = stop_tx.send(());
+            let _ = stop_http_tx.send(());
             let _ = tokio::time::timeout(Duration::from_secs(10), worker_run).await;
             let _ = serving.await;
         }

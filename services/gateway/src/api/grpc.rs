@@ -5,26 +5,22 @@ use super::{
     auth::{ApiKeys, AuthError, Caller},
     service::{ApiError, GatewayService},
 };
-use crate::jobs::view;
 use futures::{Stream, StreamExt};
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{pin::Pin, sync::Arc};
 use storyreel_proto::gateway::{
-    CancelJobRequest, CancelJobResponse, CreateVideoRequest, CreateVideoResponse, GetArtifactRequest,
-    GetArtifactResponse, GetJobRequest, GetJobResponse, JobEvent, JobState, ListJobsRequest,
-    ListJobsResponse, WatchJobRequest, WatchJobResponse,
-    gateway_service_server::GatewayService as GatewayApi, job_event::Payload,
+    CancelJobRequest, CancelJobResponse, CreateVideoRequest, CreateVideoResponse, FindReferencesRequest,
+    FindReferencesResponse, GenerateTextsRequest, GenerateTextsResponse, GetArtifactRequest,
+    GetArtifactResponse, GetJobRequest, GetJobResponse, GetOptionsRequest, GetOptionsResponse,
+    ListJobsRequest, ListJobsResponse, WatchJobRequest, WatchJobResponse,
+    gateway_service_server::GatewayService as GatewayApi,
 };
 use tonic::{Request, Response, Status};
 
 /// The error table of the API.
 pub fn status(error: ApiError) -> Status {
     match error {
-        ApiError::Invalid(e) => Status::invalid_argument(e.to_string()),
-        ApiError::NotFound(m) => Status::not_found(m),
-        ApiError::AlreadyExists(m) => Status::already_exists(m),
-        ApiError::Quota(e) => Status::resource_exhausted(e.to_string()),
-        ApiError::Unavailable(m) => Status::unavailable(m),
-        ApiError::Internal(m) => Status::internal(m),
+        ApiError::Stage(status) => status,
+        other => Status::new(super::codes::grpc_code(&other), other.to_string()),
     }
 }
 
@@ -46,10 +42,6 @@ impl GatewayGrpc {
         })
     }
 }
-
-/// How long a watch waits on the event stream before it checks the job itself (a job
-/// that timed out wrote no last event).
-const WATCH_POLL: Duration = Duration::from_secs(2);
 
 #[tonic::async_trait]
 impl GatewayApi for GatewayGrpc {
@@ -83,121 +75,17 @@ impl GatewayApi for GatewayGrpc {
         request: Request<WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let caller = self.caller(&request)?;
-        let request = request.into_inner();
-        let service = self.service.clone();
-        let found = service
-            .find(&caller, &request.job_id)
+        let events = self
+            .service
+            .watch_job(&caller, request.into_inner())
             .await
-            .map_err(status)?
-            .ok_or_else(|| Status::not_found(format!("job `{}` not found", request.job_id)))?;
-        let job_id = request.job_id.clone();
-        // Resuming: from the cursor, no snapshot. Else: the snapshot as of the stream's
-        // last event, then everything after it.
-        let (cursor, snapshot) = if request.resume_after.is_empty() {
-            let last = service
-                .events
-                .last_id(&job_id)
-                .await
-                .map_err(|e| status(e.into()))?;
-            let found = service
-                .find(&caller, &job_id)
-                .await
-                .map_err(status)?
-                .unwrap_or(found);
-            (last.unwrap_or_else(|| "0".into()), Some(found.job))
-        } else {
-            (request.resume_after.clone(), None)
-        };
-        let mut reader = service
-            .events
-            .reader(&job_id, &cursor)
-            .await
-            .map_err(|e| status(e.into()))?;
-        let stream = async_stream(move |tx| async move {
-            let mut terminal = false;
-            if let Some(job) = snapshot {
-                terminal = view::is_terminal(JobState::try_from(job.state).unwrap_or(JobState::Unspecified));
-                let event = JobEvent {
-                    event_id: cursor.clone(),
-                    job_id: job_id.clone(),
-                    time: job.update_time,
-                    payload: Some(Payload::Snapshot(job)),
-                };
-                if tx
-                    .send(Ok(WatchJobResponse { event: Some(event) }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            while !terminal {
-                let batch = match reader.next_batch(WATCH_POLL).await {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        let _ = tx.send(Err(status(e.into()))).await;
-                        return;
-                    }
-                };
-                if batch.is_empty() {
-                    // No event for a while: the job may have ended without one (timeout).
-                    match service.find(&caller, &job_id).await {
-                        Ok(Some(found))
-                            if view::is_terminal(
-                                JobState::try_from(found.job.state).unwrap_or(JobState::Unspecified),
-                            ) =>
-                        {
-                            // One more read: its last events may have just come.
-                            match reader.next_batch(Duration::from_millis(1)).await {
-                                Ok(last) if !last.is_empty() => {
-                                    for event in last {
-                                        terminal |= is_terminal_event(&event);
-                                        if tx
-                                            .send(Ok(WatchJobResponse { event: Some(event) }))
-                                            .await
-                                            .is_err()
-                                        {
-                                            return;
-                                        }
-                                    }
-                                }
-                                _ => {}
-                            }
-                            if !terminal {
-                                let event = JobEvent {
-                                    event_id: String::new(),
-                                    job_id: job_id.clone(),
-                                    time: found.job.end_time,
-                                    payload: Some(Payload::StateChange(
-                                        storyreel_proto::gateway::JobStateChange {
-                                            state: found.job.state,
-                                            error: found.job.error.clone(),
-                                        },
-                                    )),
-                                };
-                                let _ = tx.send(Ok(WatchJobResponse { event: Some(event) })).await;
-                            }
-                            return;
-                        }
-                        _ => continue,
-                    }
-                }
-                for event in batch {
-                    if matches!(event.payload, Some(Payload::StoryDelta(_))) && !request.include_story_text {
-                        continue;
-                    }
-                    terminal |= is_terminal_event(&event);
-                    if tx
-                        .send(Ok(WatchJobResponse { event: Some(event) }))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
+            .map_err(status)?;
+        let stream = events.map(|event| {
+            event
+                .map(|event| WatchJobResponse { event: Some(event) })
+                .map_err(status)
         });
-        Ok(Response::new(stream))
+        Ok(Response::new(stream.boxed()))
     }
 
     async fn cancel_job(
@@ -226,6 +114,47 @@ impl GatewayApi for GatewayGrpc {
         Ok(Response::new(response))
     }
 
+    type GenerateTextsStream = Streamed<GenerateTextsResponse>;
+
+    async fn generate_texts(
+        &self,
+        request: Request<GenerateTextsRequest>,
+    ) -> Result<Response<Self::GenerateTextsStream>, Status> {
+        let caller = self.caller(&request)?;
+        let texts = self
+            .service
+            .generate_texts(&caller, request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(texts.map(|m| m.map_err(status)).boxed()))
+    }
+
+    async fn find_references(
+        &self,
+        request: Request<FindReferencesRequest>,
+    ) -> Result<Response<FindReferencesResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let response = self
+            .service
+            .find_references(&caller, request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn get_options(
+        &self,
+        request: Request<GetOptionsRequest>,
+    ) -> Result<Response<GetOptionsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let response = self
+            .service
+            .get_options(&caller, request.into_inner())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(response))
+    }
+
     type GetArtifactStream = Streamed<GetArtifactResponse>;
 
     async fn get_artifact(
@@ -240,25 +169,11 @@ impl GatewayApi for GatewayGrpc {
                 "`chunk_size` must be 4096-4194304, got {chunk}"
             )));
         }
-        crate::artifacts::check_name(&request.name).map_err(|e| status(e.into()))?;
-        let found = self
+        let artifact = self
             .service
-            .find(&caller, &request.job_id)
+            .artifact(&caller, &request.job_id, &request.name)
             .await
-            .map_err(status)?
-            .ok_or_else(|| Status::not_found(format!("job `{}` not found", request.job_id)))?;
-        let artifact = found
-            .job
-            .artifacts
-            .iter()
-            .find(|a| a.name == request.name)
-            .cloned()
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "job `{}` has no artifact `{}`",
-                    request.job_id, request.name
-                ))
-            })?;
+            .map_err(status)?;
         if request.offset > artifact.size_bytes {
             return Err(Status::invalid_argument(format!(
                 "`offset` must be 0-{}, got {}",
@@ -299,11 +214,6 @@ impl GatewayApi for GatewayGrpc {
         });
         Ok(Response::new(stream))
     }
-}
-
-fn is_terminal_event(event: &JobEvent) -> bool {
-    matches!(&event.payload, Some(Payload::StateChange(change))
-        if view::is_terminal(JobState::try_from(change.state).unwrap_or(JobState::Unspecified)))
 }
 
 /// A stream fed by a task through a small channel (backpressure: the task waits for the

@@ -3,6 +3,12 @@
 //! request's spec as a job.
 
 pub mod auth;
+pub mod codes;
+pub mod direct;
 pub mod grpc;
+pub mod options;
+pub mod references;
 pub mod service;
+pub mod texts;
 pub mod video_spec;
+pub mod watch;

@@ -10,6 +10,7 @@ use crate::{
     config::PipelineConfig,
     events::{EventLog, EventsError},
     gateway_config::GatewayConfig,
+    jobs::clients::StageClients,
     jobs::{
         activities::now_ms,
         view::{self, Execution},
@@ -21,13 +22,14 @@ use crate::{
 };
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use storyreel_pipeline::Settings;
 use storyreel_proto::gateway::{
-    CancelJobRequest, CreateVideoRequest, CreateVideoResponse, GetJobRequest, Job, JobState, ListJobsRequest,
-    ListJobsResponse,
+    Artifact, CancelJobRequest, CreateVideoRequest, CreateVideoResponse, GetJobRequest, Job, JobState,
+    ListJobsRequest, ListJobsResponse,
 };
 use storyreel_runtime::ValidationError;
+use storyreel_tensors::TensorStore;
 use temporalio_client::{
     Client, WorkflowCancelOptions, WorkflowDescribeOptions, WorkflowExecutionStatus,
     WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowListOptions, WorkflowQueryOptions,
@@ -40,16 +42,31 @@ use temporalio_common::search_attributes::SearchAttributes;
 pub enum ApiError {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("job `{0}` not found")]
     NotFound(String),
+    #[error("job `{job_id}` has no artifact `{name}`")]
+    NoArtifact { job_id: String, name: String },
     #[error("{0}")]
     AlreadyExists(String),
     #[error(transparent)]
     Quota(QuotaError),
     #[error("{0}")]
+    OutOfRange(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// A stage's own answer (e.g. ABORTED: the model wrote no usable text), passed on.
+    #[error("{}", .0.message())]
+    Stage(tonic::Status),
+}
+
+impl From<crate::api::auth::AuthError> for ApiError {
+    fn from(e: crate::api::auth::AuthError) -> Self {
+        ApiError::Unauthenticated(e.to_string())
+    }
 }
 
 impl From<QuotaError> for ApiError {
@@ -123,6 +140,9 @@ pub fn idempotent_job_id(owner: &str, idempotency_key: &str) -> String {
     format!("job-{}", &hex::encode(digest)[..24])
 }
 
+/// The memo key of a job's title (ListJobs shows it).
+const TITLE_MEMO: &str = "title";
+
 /// The API over one Temporal client and the shared Redis and artifact store.
 pub struct GatewayService {
     pub client: Client,
@@ -132,6 +152,10 @@ pub struct GatewayService {
     pub quota: Quota,
     pub artifacts: ArtifactStore,
     pub router: Router,
+    /// Channels for the calls the API makes itself (texts, references, voices).
+    pub stages: StageClients,
+    /// Where those calls' tensors are (clip thumbnails).
+    pub store: Arc<dyn TensorStore>,
 }
 
 /// A job, read for its owner.
@@ -225,9 +249,13 @@ impl GatewayService {
             STATE.value_set(state_name(JobState::Queued)),
             LABELS.value_set(labels.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         ]);
+        // The title rides in the memo, which a list returns without querying each job.
+        let mut memo = temporalio_common::MemoValues::new();
+        memo.insert(TITLE_MEMO, resolved.title.clone());
         let options = WorkflowStartOptions::new(self.config.temporal.task_queue.clone(), job_id.clone())
             .execution_timeout(timeout)
             .search_attributes(attributes)
+            .memo(memo)
             .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
             .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
             .build();
@@ -426,6 +454,12 @@ impl GatewayService {
             };
             let mut job = view::job(&view, &execution_view, false);
             job.id = id;
+            if let Ok(Some(title)) = execution.memo().get::<String>(TITLE_MEMO) {
+                job.spec = Some(storyreel_proto::gateway::VideoSpec {
+                    title,
+                    ..Default::default()
+                });
+            }
             jobs.push(job);
         }
         Ok(ListJobsResponse {
@@ -440,5 +474,23 @@ impl GatewayService {
 
     pub fn artifacts(&self) -> &ArtifactStore {
         &self.artifacts
+    }
+
+    /// The artifact `name` of the caller's job `job_id`.
+    pub async fn artifact(&self, caller: &Caller, job_id: &str, name: &str) -> Result<Artifact, ApiError> {
+        crate::artifacts::check_name(name)?;
+        let found = self
+            .find(caller, job_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(job_id.to_string()))?;
+        found
+            .job
+            .artifacts
+            .into_iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| ApiError::NoArtifact {
+                job_id: job_id.to_string(),
+                name: name.to_string(),
+            })
     }
 }

@@ -164,6 +164,10 @@ async fn mesh(run_dir: std::path::PathBuf, replicas: usize) -> ExitCode {
     };
     println!("gateway:  {}", mesh.gateways.join(" "));
     println!(
+        "web UI:   {} (REST API under /v1, OpenAPI at /openapi.json)",
+        mesh.web.join(" ")
+    );
+    println!(
         "api key:  {} (also in {}/api-key)",
         mesh.api_key,
         mesh.run_dir.display()

@@ -158,6 +158,12 @@ fn event_line(event: &JobEvent) -> String {
             p.total_steps
         ),
         Some(Payload::Artifact(a)) => format!("artifact {} {} bytes", a.name, a.size_bytes),
+        Some(Payload::KeyframePreview(p)) => format!(
+            "preview scene {} step {} ({} bytes of PNG)",
+            p.scene_index,
+            p.step,
+            p.png.len()
+        ),
         Some(Payload::StoryDelta(d)) => format!("story scene {} {}", d.scene_index, d.text),
         None => "empty".into(),
     };

@@ -168,6 +168,34 @@ impl StageActivities {
         self.event(&call.job_id, Payload::Progress(progress)).await;
     }
 
+    /// A keyframe preview to the job's events as a small PNG (a viewer shows it as it
+    /// is); a preview that cannot be read is skipped, the call goes on.
+    async fn preview(&self, call: &StageCall, preview: storyreel_proto::keyframe::Preview) {
+        let Some(reference) = preview
+            .image
+            .as_ref()
+            .and_then(|w| storyreel_runtime::tensor_ref::from_wire("preview.image", w).ok())
+        else {
+            return;
+        };
+        let png = match self
+            .store
+            .get(&reference)
+            .await
+            .map(|t| crate::images::first_frame_png(&t))
+        {
+            Ok(Ok(png)) => png,
+            Ok(Err(e)) => return tracing::warn!(error = %e, "a keyframe preview"),
+            Err(e) => return tracing::warn!(error = %e, "a keyframe preview"),
+        };
+        let event = storyreel_proto::gateway::KeyframePreview {
+            scene_index: call.scene.unwrap_or(0),
+            step: preview.step,
+            png,
+        };
+        self.event(&call.job_id, Payload::KeyframePreview(event)).await;
+    }
+
     /// Runs `work` for `call`: stage events before and after, heartbeats while it runs,
     /// the trace of the job as its parent, and Temporal's cancellation stopping it.
     async fn run<T>(
@@ -320,8 +348,9 @@ impl StageActivities {
                 let message = message?;
                 match message.clone().piece() {
                     Piece::Progress(p) => self.progress(&call, p).await,
+                    Piece::Preview(p) => self.preview(&call, p).await,
                     Piece::Result(_) => return Ok(Proto::of(&message)),
-                    Piece::Preview(_) | Piece::Empty => {}
+                    Piece::Empty => {}
                 }
             }
             Err(Status::internal(format!(

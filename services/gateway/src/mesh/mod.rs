@@ -108,6 +108,8 @@ pub struct Mesh {
     pub run_dir: PathBuf,
     /// `http://127.0.0.1:port` of each gateway replica.
     pub gateways: Vec<String>,
+    /// `http://127.0.0.1:port/` of each gateway replica's REST API and web UI.
+    pub web: Vec<String>,
     pub api_key: String,
     pub redis_url: String,
     pub temporal_address: String,
@@ -154,6 +156,10 @@ impl Mesh {
         let gateway_ports: Vec<u16> = (0..options.gateway_replicas.max(1))
             .map(|_| free_port())
             .collect::<Result<_, _>>()?;
+        let web_ports: Vec<u16> = gateway_ports
+            .iter()
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()?;
 
         let profile = profile_toml(&ProfileInputs {
             run: &run,
@@ -179,6 +185,10 @@ impl Mesh {
             gateways: gateway_ports
                 .iter()
                 .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
+            web: web_ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}/"))
                 .collect(),
             api_key,
             redis_url: redis_url.clone(),
@@ -278,8 +288,8 @@ impl Mesh {
         for (name, endpoint) in &stages {
             mesh.wait_healthy(name, endpoint).await?;
         }
-        for (i, port) in gateway_ports.iter().enumerate() {
-            mesh.start_gateway(i, *port, &options.bin_dir, &env, &logs)?;
+        for (i, (port, web)) in gateway_ports.iter().zip(&web_ports).enumerate() {
+            mesh.start_gateway(i, (*port, *web), &options.bin_dir, &env, &logs)?;
         }
         for (i, endpoint) in mesh.gateways.clone().iter().enumerate() {
             mesh.wait_healthy(&format!("gateway-{i}"), endpoint).await?;
@@ -290,7 +300,7 @@ impl Mesh {
     fn start_gateway(
         &mut self,
         index: usize,
-        port: u16,
+        (port, web): (u16, u16),
         bin_dir: &Path,
         env: &[(String, String)],
         logs: &Path,
@@ -299,6 +309,10 @@ impl Mesh {
         gateway_env.push((
             "STORYREEL_GATEWAY__SERVER__LISTEN".into(),
             format!("127.0.0.1:{port}"),
+        ));
+        gateway_env.push((
+            "STORYREEL_GATEWAY__HTTP__LISTEN".into(),
+            format!("127.0.0.1:{web}"),
         ));
         let name = format!("gateway-{index}");
         self.processes.push(Process::spawn(
