@@ -100,7 +100,11 @@ pub fn job(view: &JobView, execution: &Execution, with_stages: bool) -> gateway:
         id: input.map(|i| i.spec.job_id.clone()).unwrap_or_default(),
         state: state as i32,
         spec: input.and_then(|i| i.video.decode().ok()),
-        create_time: input.map(|i| timestamp_ms(i.create_time_ms)),
+        // Without the input (a list reads visibility only), the workflow's start: it
+        // starts when the job is created.
+        create_time: input
+            .map(|i| timestamp_ms(i.create_time_ms))
+            .or(execution.start_time.map(timestamp)),
         update_time: execution.close_time.or(execution.start_time).map(timestamp),
         start_time: execution.start_time.map(timestamp),
         end_time: execution.close_time.map(timestamp),
