@@ -10,6 +10,7 @@
 //! - no key: UNAUTHENTICATED; another key's job: NOT_FOUND; past the quota:
 //!   RESOURCE_EXHAUSTED; bad requests: INVALID_ARGUMENT naming the field;
 //! - ListJobs: the caller's jobs only, filtered by state and labels;
+//! - GetOptions and FindReferences over gRPC;
 //! - a canary at 50% (a second interpolation service, another model version): jobs are
 //!   served by both, each job by one, and the job and its report say which;
 //! - one OpenTelemetry trace per job: the caller's trace id on the spans of the gateway
@@ -27,8 +28,8 @@ use storyreel_gateway::{
 use storyreel_proto::{
     common::Resolution,
     gateway::{
-        CancelJobRequest, CreateVideoRequest, GetArtifactRequest, GetJobRequest, Job, JobEvent, JobState,
-        ListJobsRequest, StageState, VideoSpec, WatchJobRequest,
+        CancelJobRequest, CreateVideoRequest, FindReferencesRequest, GetArtifactRequest, GetJobRequest,
+        GetOptionsRequest, Job, JobEvent, JobState, ListJobsRequest, StageState, VideoSpec, WatchJobRequest,
         gateway_service_client::GatewayServiceClient, job_event::Payload,
     },
 };
@@ -146,6 +147,19 @@ async fn the_gateway_api_over_a_mesh() {
         .await
         .unwrap();
     options.otlp_endpoint = Some(collector.endpoint());
+    // The collector holds 64 spans and an export waits while it is full: drain it all
+    // along, or the services' exports time out (and drop their spans) during the jobs.
+    let spans: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+    let drained = spans.clone();
+    let draining = tokio::spawn(async move {
+        loop {
+            let batch = collector.exported_spans(1, Duration::from_millis(500)).await;
+            drained
+                .lock()
+                .unwrap()
+                .extend(batch.into_iter().map(|s| (s.trace_id, s.name)));
+        }
+    });
     options.extra_groups = vec![("interpolation".into(), "canary".into(), 50, CANARY_VERSION.into())];
     options.extra_config = format!(
         "[[gateway.api_keys]]\nname = \"other\"\nsha256 = \"{}\"\nmax_concurrent_jobs = 1\n",
@@ -180,6 +194,21 @@ async fn the_gateway_api_over_a_mesh() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
+
+    // GetOptions and FindReferences answer over gRPC as over REST
+    let options = client
+        .get_options(authorized(&key, GetOptionsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(options.backends, ["auto", "diffusion", "reference"]);
+    assert!(!options.voices.is_empty());
+    let refused = client
+        .find_references(authorized(&key, FindReferencesRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("`prompts`"), "{}", refused.message());
 
     // bad requests name the field
     for (spec, field) in [
@@ -551,15 +580,14 @@ async fn the_gateway_api_over_a_mesh() {
         "storyreel.tts.v1.TtsService/",
     ];
     let until = Instant::now() + Duration::from_secs(60);
-    let mut seen: Vec<String> = Vec::new();
     loop {
-        let spans = collector.exported_spans(1, Duration::from_secs(2)).await;
-        seen.extend(
-            spans
-                .into_iter()
-                .filter(|s| s.trace_id == trace_id)
-                .map(|s| s.name),
-        );
+        let seen: Vec<String> = spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(trace, _)| *trace == trace_id)
+            .map(|(_, name)| name.clone())
+            .collect();
         let missing: Vec<&&str> = services
             .iter()
             .filter(|s| !seen.iter().any(|n| n.contains(**s)))
@@ -571,8 +599,9 @@ async fn the_gateway_api_over_a_mesh() {
             Instant::now() < until,
             "no span of {missing:?} in the job's trace; seen {seen:?}"
         );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     mesh.stop();
-    collector.abort();
+    draining.abort();
 }

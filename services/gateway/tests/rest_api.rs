@@ -128,22 +128,27 @@ impl Api {
             .bearer_auth(&self.key)
     }
 
-    async fn job(&self, job_id: &str) -> Value {
-        let response = self
-            .call(Method::GET, &format!("/v1/jobs/{job_id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.call(Method::GET, path).send().await.unwrap()
+    }
+
+    /// The JSON of a GET that must succeed.
+    async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
         response.json().await.unwrap()
     }
 
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.call(Method::POST, path).json(&body).send().await.unwrap()
+    }
+
+    async fn job(&self, job_id: &str) -> Value {
+        self.get_json(&format!("/v1/jobs/{job_id}")).await
+    }
+
     async fn create(&self, body: Value) -> reqwest::Response {
-        self.call(Method::POST, "/v1/jobs")
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.post("/v1/jobs", body).await
     }
 }
 
@@ -349,11 +354,7 @@ async fn the_rest_api_over_a_mesh() {
         error_of(not_json, StatusCode::BAD_REQUEST).await["field"],
         "content-type"
     );
-    let broke = api
-        .call(Method::GET, "/v1/jobs?state=RUNNING")
-        .send()
-        .await
-        .unwrap();
+    let broke = api.get("/v1/jobs?state=RUNNING").await;
     assert_eq!(error_of(broke, StatusCode::BAD_REQUEST).await["field"], "state");
     // A key whose quota is 0 starts nothing.
     let quota = Api {
@@ -372,11 +373,11 @@ async fn the_rest_api_over_a_mesh() {
 
     // References: keywords and ranked clips, each thumbnail a PNG.
     let references = api
-        .call(Method::POST, "/v1/references")
-        .json(&json!({"prompts": ["a wooden pier over a calm lake at sunset"], "k": 3}))
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/v1/references",
+            json!({"prompts": ["a wooden pier over a calm lake at sunset"], "k": 3}),
+        )
+        .await;
     assert_eq!(references.status(), StatusCode::OK);
     let references: Value = references.json().await.unwrap();
     let scene = &references["scenes"][0];
@@ -391,28 +392,17 @@ async fn the_rest_api_over_a_mesh() {
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         assert!(clip["caption"].as_str().is_some_and(|c| !c.is_empty()));
     }
-    let no_prompts = api
-        .call(Method::POST, "/v1/references")
-        .json(&json!({"prompts": []}))
-        .send()
-        .await
-        .unwrap();
+    let no_prompts = api.post("/v1/references", json!({"prompts": []})).await;
     assert_eq!(
         error_of(no_prompts, StatusCode::BAD_REQUEST).await["field"],
         "prompts"
     );
 
     // Texts: with the story given, the prompts are written and streamed.
-    let texts = api
-        .call(Method::POST, "/v1/texts")
-        .json(
-            &json!({"spec": {"title": "The lighthouse", "n_scenes": 1, "seed": "5",
-                               "story": ["A keeper climbs the lighthouse stairs at dusk."],
-                               "prompts": ["a lighthouse at dusk"]}}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let given = json!({"spec": {"title": "The lighthouse", "n_scenes": 1, "seed": "5",
+                                 "story": ["A keeper climbs the lighthouse stairs at dusk."],
+                                 "prompts": ["a lighthouse at dusk"]}});
+    let texts = api.post("/v1/texts", given).await;
     let events = read_events(texts, Duration::from_secs(60)).await;
     let done = &events.last().unwrap().data["done"];
     assert_eq!(
@@ -421,12 +411,7 @@ async fn the_rest_api_over_a_mesh() {
     );
     assert_eq!(done["prompts"], json!(["a lighthouse at dusk"]));
     assert_eq!(done["seed"], "5");
-    let bad_texts = api
-        .call(Method::POST, "/v1/texts")
-        .json(&json!({"spec": {"title": ""}}))
-        .send()
-        .await
-        .unwrap();
+    let bad_texts = api.post("/v1/texts", json!({"spec": {"title": ""}})).await;
     assert_eq!(
         error_of(bad_texts, StatusCode::BAD_REQUEST).await["field"],
         "spec.title"
@@ -455,11 +440,7 @@ async fn the_rest_api_over_a_mesh() {
         "ALREADY_EXISTS"
     );
 
-    let stream = api
-        .call(Method::GET, &format!("/v1/jobs/{job_id}/events"))
-        .send()
-        .await
-        .unwrap();
+    let stream = api.get(&format!("/v1/jobs/{job_id}/events")).await;
     let events = read_events(stream, Duration::from_secs(900)).await;
     assert!(events[0].data.get("snapshot").is_some(), "a snapshot first");
     assert_eq!(final_state(&events), "JOB_STATE_SUCCEEDED", "{:?}", events.last());
@@ -486,10 +467,8 @@ async fn the_rest_api_over_a_mesh() {
     let resumed_ids: Vec<&String> = resumed.iter().filter_map(|e| e.id.as_ref()).collect();
     assert_eq!(resumed_ids, ids[middle + 1..].to_vec());
     let bad_cursor = api
-        .call(Method::GET, &format!("/v1/jobs/{job_id}/events?after=yesterday"))
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/v1/jobs/{job_id}/events?after=yesterday"))
+        .await;
     assert_eq!(
         error_of(bad_cursor, StatusCode::BAD_REQUEST).await["field"],
         "resume_after"
@@ -507,7 +486,7 @@ async fn the_rest_api_over_a_mesh() {
         .clone();
     let size: u64 = video["size_bytes"].as_str().unwrap().parse().unwrap();
     let path = format!("/v1/jobs/{job_id}/artifacts/video.mp4");
-    let whole = api.call(Method::GET, &path).send().await.unwrap();
+    let whole = api.get(&path).await;
     assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(whole.headers()[header::CONTENT_TYPE], "video/mp4");
     assert_eq!(whole.headers()[header::ACCEPT_RANGES], "bytes");
@@ -554,11 +533,7 @@ async fn the_rest_api_over_a_mesh() {
         .unwrap();
     assert_eq!(past.headers()[header::CONTENT_RANGE], format!("bytes */{size}"));
     error_of(past, StatusCode::RANGE_NOT_SATISFIABLE).await;
-    let download = api
-        .call(Method::GET, &format!("{path}?download=1"))
-        .send()
-        .await
-        .unwrap();
+    let download = api.get(&format!("{path}?download=1")).await;
     assert!(
         download.headers()[header::CONTENT_DISPOSITION]
             .to_str()
@@ -566,27 +541,17 @@ async fn the_rest_api_over_a_mesh() {
             .starts_with("attachment")
     );
     let vtt = api
-        .call(Method::GET, &format!("/v1/jobs/{job_id}/artifacts/subtitles.vtt"))
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/v1/jobs/{job_id}/artifacts/subtitles.vtt"))
+        .await;
     assert_eq!(vtt.headers()[header::CONTENT_TYPE], "text/vtt; charset=utf-8");
     let vtt = vtt.text().await.unwrap();
     assert!(
         vtt.starts_with("WEBVTT\n\n") && vtt.contains(" --> ") && vtt.contains("lighthouse"),
         "{vtt}"
     );
-    let nothing = api
-        .call(Method::GET, &format!("/v1/jobs/{job_id}/artifacts/nothing.bin"))
-        .send()
-        .await
-        .unwrap();
+    let nothing = api.get(&format!("/v1/jobs/{job_id}/artifacts/nothing.bin")).await;
     error_of(nothing, StatusCode::NOT_FOUND).await;
-    let bad_name = api
-        .call(Method::GET, &format!("/v1/jobs/{job_id}/artifacts/.hidden"))
-        .send()
-        .await
-        .unwrap();
+    let bad_name = api.get(&format!("/v1/jobs/{job_id}/artifacts/.hidden")).await;
     assert_eq!(error_of(bad_name, StatusCode::BAD_REQUEST).await["field"], "name");
 
     // Another key does not see the job.
@@ -598,27 +563,15 @@ async fn the_rest_api_over_a_mesh() {
             key: String::new(),
         }
     };
-    let hidden = other
-        .call(Method::GET, &format!("/v1/jobs/{job_id}"))
-        .send()
-        .await
-        .unwrap();
+    let hidden = other.get(&format!("/v1/jobs/{job_id}")).await;
     error_of(hidden, StatusCode::NOT_FOUND).await;
 
     // Lists by state and label (visibility catches up within seconds).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let listed: Value = api
-            .call(
-                Method::GET,
-                "/v1/jobs?state=JOB_STATE_SUCCEEDED&label=suite%3Drest&page_size=10",
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = api
+            .get_json("/v1/jobs?state=JOB_STATE_SUCCEEDED&label=suite%3Drest&page_size=10")
+            .await;
         let ids: Vec<&str> = listed["jobs"]
             .as_array()
             .map(|j| j.iter().filter_map(|j| j["id"].as_str()).collect())
@@ -637,21 +590,14 @@ async fn the_rest_api_over_a_mesh() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let none: Value = api
-        .call(Method::GET, "/v1/jobs?state=JOB_STATE_FAILED&label=suite%3Drest")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/jobs?state=JOB_STATE_FAILED&label=suite%3Drest")
+        .await;
     assert_eq!(none.get("jobs"), None, "{none}");
 
     // Cancel: a finished job stays as it is; a running one ends CANCELLED.
     let finished: Value = api
-        .call(Method::POST, &format!("/v1/jobs/{job_id}/cancel"))
-        .send()
+        .post(&format!("/v1/jobs/{job_id}/cancel"), json!({}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -664,27 +610,19 @@ async fn the_rest_api_over_a_mesh() {
     let created: Value = api.create(json!({"spec": long})).await.json().await.unwrap();
     let long_id = created["job"]["id"].as_str().unwrap().to_string();
     let cancelled: Value = api
-        .call(Method::POST, &format!("/v1/jobs/{long_id}/cancel"))
-        .json(&json!({"reason": "the test is done with it"}))
-        .send()
+        .post(
+            &format!("/v1/jobs/{long_id}/cancel"),
+            json!({"reason": "the test is done with it"}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert!(is_terminal(cancelled["state"].as_str().unwrap()) || cancelled["cancel_requested"] == true);
-    let stream = api
-        .call(Method::GET, &format!("/v1/jobs/{long_id}/events"))
-        .send()
-        .await
-        .unwrap();
+    let stream = api.get(&format!("/v1/jobs/{long_id}/events")).await;
     let events = read_events(stream, Duration::from_secs(120)).await;
     assert_eq!(final_state(&events), "JOB_STATE_CANCELLED");
-    let gone = api
-        .call(Method::POST, "/v1/jobs/job-none/cancel")
-        .send()
-        .await
-        .unwrap();
+    let gone = api.post("/v1/jobs/job-none/cancel", json!({})).await;
     error_of(gone, StatusCode::NOT_FOUND).await;
 
     // schemathesis: every operation of the document, generated requests, the responses

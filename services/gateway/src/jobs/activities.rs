@@ -640,15 +640,18 @@ impl StageActivities {
         _ctx: ActivityContext,
         call: FinishCall,
     ) -> Result<(), ActivityError> {
+        // The slot first: a client that starts its next job on seeing this one end
+        // must find it free.
+        self.quota
+            .release(&call.owner, &call.job_id)
+            .await
+            .map_err(|e| failed(Status::unavailable(e.to_string())))?;
         let change = gateway::JobStateChange {
             state: call.state,
             error: call.error.as_ref().map(super::view::error),
         };
         self.event(&call.job_id, Payload::StateChange(change)).await;
-        self.quota
-            .release(&call.owner, &call.job_id)
-            .await
-            .map_err(|e| failed(Status::unavailable(e.to_string())))
+        Ok(())
     }
 }
 
