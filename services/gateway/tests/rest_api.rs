@@ -647,6 +647,8 @@ async fn the_rest_api_over_a_mesh() {
         .arg("--report-dir")
         .arg(&report)
         .env("NO_COLOR", "1")
+        // Its example database goes to the working directory: a temporary one.
+        .current_dir(run.path())
         .output()
         .await
         .unwrap_or_else(|e| panic!("{schemathesis} runs (make tools installs it): {e}"));
