@@ -633,8 +633,9 @@ async fn the_rest_api_over_a_mesh() {
             std::env::var("STORYREEL_TOOLS").expect("STORYREEL_TOOLS (make test sets it)")
         )
     });
-    // Its JUnit report stays in target/ for a look after a failure.
+    // Its JUnit report of the last run stays in target/ for a look after a failure.
     let report = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/schemathesis-report");
+    let _ = std::fs::remove_dir_all(&report);
     let output = tokio::process::Command::new(&schemathesis)
         .args(["run", &format!("{}openapi.json", api.base)])
         .args(["--header", &format!("Authorization: Bearer {CONTRACT_KEY}")])
@@ -672,9 +673,7 @@ async fn the_rest_api_over_a_mesh() {
             .unwrap_or(0)
     };
     let (selected, tested) = (number_after("Selected:"), number_after("Tested:"));
-    assert!(
-        selected >= ROUTES.len() - 1 && tested == selected,
-        "{selected} selected, {tested} tested"
-    );
+    // Every route but the document's own, which schemathesis reads rather than tests.
+    assert_eq!((selected, tested), (ROUTES.len() - 1, ROUTES.len() - 1));
     mesh.stop();
 }
