@@ -21,11 +21,8 @@ use storyreel_proto::gateway::{
     ListJobsRequest,
 };
 
-/// A JSON body must say it is one: a plain form post from another site cannot.
-pub fn json_body<M: prost::Message + prost::Name + Default>(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<M, HttpError> {
+/// A body must say it is JSON: a plain form post from another site cannot.
+fn require_json(headers: &HeaderMap, body: &Bytes) -> Result<(), HttpError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -34,12 +31,22 @@ pub fn json_body<M: prost::Message + prost::Name + Default>(
         .split(';')
         .next()
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !body.is_empty() && !is_json {
-        return Err(invalid(
+    if body.is_empty() || is_json {
+        Ok(())
+    } else {
+        Err(invalid(
             "content-type",
             format!("must be application/json, got `{content_type}`"),
-        ));
+        ))
     }
+}
+
+/// A request message from a JSON body (an empty body is `{}`).
+pub fn json_body<M: prost::Message + prost::Name + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<M, HttpError> {
+    require_json(headers, body)?;
     Ok(from_json(body)?)
 }
 
@@ -160,13 +167,7 @@ pub async fn create_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, HttpError> {
-    if !headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/json"))
-    {
-        return Err(invalid("content-type", "must be application/json"));
-    }
+    require_json(&headers, &body)?;
     let request: SessionRequest = serde_json::from_slice(&body)
         .map_err(|e| invalid("body", format!("must be {{\"api_key\": \"...\"}}: {e}")))?;
     let bearer = format!("Bearer {}", request.api_key);
