@@ -152,7 +152,7 @@ fn main() {
     let (seconds, audio) = measure(rate, || {
         sentences
             .iter()
-            .map(|s| espeak.speak(s, &params).unwrap().len())
+            .map(|s| espeak.speak(s, &params).unwrap().samples.len())
             .sum()
     });
     println!(
@@ -213,7 +213,7 @@ fn main() {
     let (voice_s, voice_audio) = measure(rate, || {
         sentences
             .iter()
-            .map(|s| piper.speak(s, &params).unwrap().len())
+            .map(|s| piper.speak(s, &params).unwrap().samples.len())
             .sum()
     });
     println!(

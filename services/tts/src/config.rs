@@ -26,7 +26,12 @@ pub struct TtsConfig {
     pub telemetry: TelemetryConfig,
     /// Where each scene's audio is put (Redis in the mesh).
     pub tensors: StoreConfig,
-    /// Voice id used when a request names none.
+    /// Voice id used when a request names none. `"auto"` (the default): the Piper voice
+    /// when `piper.enabled` and its files are installed (`make models`), else
+    /// `espeak-ng:en-us` (the first of `espeak_voices` if en-us is not served), chosen at
+    /// start; a missing Piper voice is then left out, not an error. Any other value names
+    /// the voice exactly (`espeak-ng:en-gb`, `piper:en_US-joe-medium`), and a voice so named
+    /// that is not served fails the start (see [`crate::default_voice`]).
     pub default_voice: String,
     /// espeak-ng voices served, by espeak-ng name (`en-us`, `en-gb`, `de`, ...).
     pub espeak_voices: Vec<String>,
@@ -60,7 +65,7 @@ impl Default for TtsConfig {
             server: ServerConfig::default(),
             telemetry: TelemetryConfig::default(),
             tensors: StoreConfig::default(),
-            default_voice: "espeak-ng:en-us".into(),
+            default_voice: crate::default_voice::AUTO.into(),
             espeak_voices: vec!["en-us".into(), "en-gb".into()],
             piper: PiperConfig::default(),
             max_text_chars: limits::MAX_TEXT_CHARS,
@@ -92,7 +97,9 @@ impl TtsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PiperConfig {
-    /// Serve the Piper voice. Its files must then exist: a missing voice fails the start.
+    /// Serve the Piper voice. With `default_voice = "auto"` it is served when its files
+    /// exist; with any other `default_voice` they must exist: a missing voice fails the
+    /// start.
     pub enabled: bool,
     /// The converted voice: `model.safetensors`, `config.json` (VITS hyperparameters) and
     /// the voice's `<name>.onnx.json` (phoneme id map, sample rate, noise scales).

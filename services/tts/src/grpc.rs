@@ -6,7 +6,7 @@
 
 use crate::{
     TtsStage,
-    service::{Segment, StreamEvent, Synthesis},
+    service::{Segment, StreamEvent, Synthesis, WordTiming},
     validation::{validate_stream, validate_synthesize},
     voice::{Backend, VoiceDescription},
 };
@@ -87,9 +87,10 @@ impl TtsService for TtsGrpc {
         request: Request<ListVoicesRequest>,
     ) -> Result<Response<ListVoicesResponse>, Status> {
         let language = request.into_inner().language.to_lowercase();
-        let default = self.0.config.default_voice.clone();
-        let mut voices: Vec<wire::Voice> = self
-            .voices()?
+        let served = self.voices()?;
+        // the served voices come default first ("auto" resolved at start)
+        let default = served.first().map(|v| v.id.clone()).unwrap_or_default();
+        let mut voices: Vec<wire::Voice> = served
             .into_iter()
             .filter(|v| {
                 language.is_empty()
@@ -131,6 +132,17 @@ fn segments(segments: Vec<Segment>) -> Vec<TextSegment> {
         .collect()
 }
 
+fn word_timings(words: Vec<WordTiming>) -> Vec<wire::WordTiming> {
+    words
+        .into_iter()
+        .map(|w| wire::WordTiming {
+            word: w.word,
+            start_s: w.start_s,
+            end_s: w.end_s,
+        })
+        .collect()
+}
+
 /// Samples in the stream's encoding.
 pub fn encode(samples: &[f32], encoding: AudioEncoding) -> Vec<u8> {
     match encoding {
@@ -168,11 +180,13 @@ fn stream_message(event: StreamEvent, encoding: AudioEncoding) -> SynthesizeStre
             total_samples,
             duration_s,
             segments: s,
+            words,
         } => Event::SceneEnd(SceneEnd {
             scene_index,
             total_samples,
             duration_s,
             segments: segments(s),
+            words: word_timings(words),
         }),
     };
     SynthesizeStreamResponse { event: Some(event) }
@@ -190,6 +204,7 @@ impl From<Synthesis> for SynthesizeResponse {
                     duration_s: scene.duration_s,
                     sample_rate_hz: scene.sample_rate,
                     segments: segments(scene.segments),
+                    words: word_timings(scene.words),
                 })
                 .collect(),
             model: Some(s.model.into()),

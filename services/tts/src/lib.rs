@@ -3,15 +3,18 @@
 //! - [`espeak`]: libespeak-ng (synthesis, IPA phonemisation), one locked engine;
 //! - [`voice`]: the [`voice::Voice`] trait and its backends, espeak-ng and Piper VITS;
 //! - [`text`]: sentence splitting and normalisation (numbers, abbreviations);
+//! - [`words`]: word timings (Piper's durations, espeak-ng's word events) and their
+//!   mapping back to the text as written;
 //! - [`resample`]: sample-rate conversion;
 //! - [`worker`]: the voices on the stage's model worker thread;
 //! - [`service`]: the plain trait [`Tts`] and [`WorkerTts`] (worker + tensor store);
 //! - [`stage_cache`]: Synthesize's content-addressed cache entries;
 //! - [`validation`]: wire requests -> typed requests; [`grpc`]: the thin tonic adapter;
-//! - [`config`]: the `[tts]` table; [`error`]: [`TtsError`] and its codes;
+//! - [`config`]: the `[tts]` table; [`default_voice`]: which voice is the default ("auto"); [`error`]: [`TtsError`] and its codes;
 //! - [`TtsStage`]: the stage on the shared skeleton (`storyreel_stage`).
 
 pub mod config;
+pub mod default_voice;
 pub mod error;
 pub mod espeak;
 pub mod grpc;
@@ -21,12 +24,14 @@ pub mod stage_cache;
 pub mod text;
 pub mod validation;
 pub mod voice;
+pub mod words;
 pub mod worker;
 
 pub use config::TtsConfig;
 pub use error::TtsError;
 pub use service::{Tts, WorkerTts};
 
+use default_voice::VoiceChoice;
 use std::sync::Arc;
 use storyreel_proto::tts::tts_service_server::TtsServiceServer;
 use storyreel_runtime::ModelState;
@@ -43,8 +48,8 @@ pub const SERVICE_NAME: &str = "storyreel.tts.v1.TtsService";
 /// The stage name: process, metric label, thread name, stage-cache keys.
 pub const STAGE: &str = "tts";
 
-/// The voice loaders of `config`, the default voice first.
-pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
+/// The voice loaders of `config` as `choice` resolves it, the default voice first.
+pub fn voice_loaders(config: &TtsConfig, choice: &VoiceChoice) -> Vec<VoiceLoader> {
     let mut loaders: Vec<(String, VoiceLoader)> = config
         .espeak_voices
         .iter()
@@ -61,7 +66,7 @@ pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
             (id, loader)
         })
         .collect();
-    if config.piper.enabled {
+    if choice.piper {
         let piper = config.piper.clone();
         let id = PiperVoice::id_of(&piper.model_dir);
         let loader: VoiceLoader = Box::new(move || {
@@ -75,7 +80,7 @@ pub fn voice_loaders(config: &TtsConfig) -> Vec<VoiceLoader> {
         loaders.push((id, loader));
     }
     // the default voice loads first, so that it is the served model
-    loaders.sort_by_key(|(id, _)| *id != config.default_voice);
+    loaders.sort_by_key(|(id, _)| *id != choice.default_voice);
     loaders.into_iter().map(|(_, loader)| loader).collect()
 }
 
@@ -92,7 +97,12 @@ pub async fn start_service_on(
     config: &TtsConfig,
     store: Arc<dyn storyreel_tensors::TensorStore>,
 ) -> Result<Arc<WorkerTts>, TtsError> {
-    let worker = SynthesisWorker::start(voice_loaders(config), config.worker(), &config.default_voice)?;
+    let choice = default_voice::choose(config);
+    let worker = SynthesisWorker::start(
+        voice_loaders(config, &choice),
+        config.worker(),
+        &choice.default_voice,
+    )?;
     let cache = StageCache::new(store, STAGE, config.cache_outputs);
     Ok(Arc::new(WorkerTts::new(worker, cache)))
 }

@@ -5,6 +5,7 @@ use crate::{
     error::TtsError,
     stage_cache::{self, SpokenScene},
     voice::VoiceDescription,
+    words::WordSpan,
     worker::{Job, SynthesisWorker, WorkEvent},
 };
 use futures::stream::BoxStream;
@@ -45,6 +46,26 @@ impl Segment {
     }
 }
 
+/// A written word of a scene and when it is heard: from the start of the first word it
+/// is spoken as to the end of the last ("$3.50" is heard as five words).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordTiming {
+    pub word: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl WordTiming {
+    pub(crate) fn from_samples(word: String, start: usize, end: usize, sample_rate: u32) -> Self {
+        let rate = sample_rate as f64;
+        WordTiming {
+            word,
+            start_s: start as f64 / rate,
+            end_s: end as f64 / rate,
+        }
+    }
+}
+
 /// The narration of one scene, stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SceneAudio {
@@ -53,6 +74,8 @@ pub struct SceneAudio {
     pub duration_s: f64,
     pub sample_rate: u32,
     pub segments: Vec<Segment>,
+    /// Every written word of the scene, in order.
+    pub words: Vec<WordTiming>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +105,7 @@ pub enum StreamEvent {
         total_samples: u64,
         duration_s: f64,
         segments: Vec<Segment>,
+        words: Vec<WordTiming>,
     },
 }
 
@@ -132,19 +156,35 @@ impl WorkerTts {
     }
 }
 
-/// Builds a scene's samples and segments from the worker's sentences.
+/// Builds a scene's samples, segments and word timings from the worker's sentences.
 #[derive(Default)]
 struct SceneBuilder {
     samples: Vec<f32>,
     /// Each sentence's text (as given) and its first and end sample.
     sentences: Vec<(String, usize, usize)>,
+    /// Each written word and its first and end sample.
+    words: Vec<(String, WordSpan)>,
 }
 
 impl SceneBuilder {
-    /// Appends a sentence; returns the new samples (speech, then pause).
-    fn push(&mut self, text: String, mut samples: Vec<f32>, pause: usize) -> Vec<f32> {
+    /// Appends a sentence (its words' spans relative to its first sample); returns the
+    /// new samples (speech, then pause).
+    fn push(
+        &mut self,
+        text: String,
+        mut samples: Vec<f32>,
+        pause: usize,
+        words: Vec<(String, WordSpan)>,
+    ) -> Vec<f32> {
         let start = self.samples.len();
         self.sentences.push((text, start, start + samples.len()));
+        self.words.extend(words.into_iter().map(|(word, span)| {
+            let span = WordSpan {
+                start: start + span.start,
+                end: start + span.end,
+            };
+            (word, span)
+        }));
         samples.resize(samples.len() + pause, 0.0);
         self.samples.extend_from_slice(&samples);
         samples
@@ -157,12 +197,23 @@ impl SceneBuilder {
             .collect()
     }
 
-    /// The sentences with their times at `sample_rate`.
-    fn segments(self, sample_rate: u32) -> Vec<Segment> {
-        self.sentences
+    fn word_bounds(&self) -> Vec<(usize, usize)> {
+        self.words.iter().map(|(_, s)| (s.start, s.end)).collect()
+    }
+
+    /// The sentences and the words with their times at `sample_rate`.
+    fn timings(self, sample_rate: u32) -> (Vec<Segment>, Vec<WordTiming>) {
+        let segments = self
+            .sentences
             .into_iter()
             .map(|(text, start, end)| Segment::from_samples(text, start, end, sample_rate))
-            .collect()
+            .collect();
+        let words = self
+            .words
+            .into_iter()
+            .map(|(word, s)| WordTiming::from_samples(word, s.start, s.end, sample_rate))
+            .collect();
+        (segments, words)
     }
 }
 
@@ -230,6 +281,7 @@ impl WorkerTts {
             .map(|b| SpokenScene {
                 samples: stored_samples(b),
                 bounds: b.bounds(),
+                words: b.word_bounds(),
             })
             .collect();
         let refs = self.cache.fill(key, &stage_cache::outputs(&spoken)?).await?;
@@ -263,12 +315,16 @@ impl WorkerTts {
             .iter()
             .zip(builders)
             .zip(refs)
-            .map(|((scene, builder), audio)| SceneAudio {
-                scene_index: scene.index,
-                duration_s: audio.numel() as f64 / job.sample_rate as f64,
-                audio,
-                sample_rate: job.sample_rate,
-                segments: builder.segments(job.sample_rate),
+            .map(|((scene, builder), audio)| {
+                let (segments, words) = builder.timings(job.sample_rate);
+                SceneAudio {
+                    scene_index: scene.index,
+                    duration_s: audio.numel() as f64 / job.sample_rate as f64,
+                    audio,
+                    sample_rate: job.sample_rate,
+                    segments,
+                    words,
+                }
             })
             .collect())
     }
@@ -329,8 +385,9 @@ impl Tts for WorkerTts {
                     text,
                     samples,
                     pause,
+                    words,
                 } => {
-                    builders[scene].push(text, samples, pause);
+                    builders[scene].push(text, samples, pause, words);
                 }
                 WorkEvent::SceneEnd { .. } => done += 1,
                 WorkEvent::Failed(err) => return Err(err),
@@ -397,8 +454,9 @@ impl Tts for WorkerTts {
                         text,
                         samples,
                         pause,
+                        words,
                     } => {
-                        pending.extend(builder.push(text, samples, pause));
+                        pending.extend(builder.push(text, samples, pause, words));
                         let mut out = Vec::new();
                         while pending.len() >= chunk_samples {
                             let rest = pending.split_off(chunk_samples);
@@ -428,11 +486,13 @@ impl Tts for WorkerTts {
                                 samples: tail,
                             });
                         }
+                        let (segments, words) = finished.timings(rate);
                         out.push(StreamEvent::SceneEnd {
                             scene_index: index,
                             total_samples: total,
                             duration_s: total as f64 / rate as f64,
-                            segments: finished.segments(rate),
+                            segments,
+                            words,
                         });
                         sent = 0;
                         let last = scene + 1 == job.scenes.len();

@@ -7,12 +7,13 @@
 //! speaking rate, the output sample rate, the pause between sentences and, for a voice
 //! whose output depends on it ([`VoiceDescription::seeded`]), the seed. An entry holds per
 //! scene (by position in the request) `audio-{p}`, the samples, and `segments-{p}`, the
-//! sentence bounds in samples: `[n, start_0, end_0, .., start_{n-1}, end_{n-1}]` as i64.
-//! The sentence texts come from the request, which the key covers.
+//! sentence bounds in samples: `[n, start_0, end_0, .., start_{n-1}, end_{n-1}]` as i64,
+//! and `words-{p}`, each written word's bounds in samples in the same layout. The sentence
+//! texts and words come from the request, which the key covers.
 
 use crate::{
     error::TtsError,
-    service::{SceneAudio, Segment},
+    service::{SceneAudio, Segment, WordTiming},
     voice::VoiceDescription,
     worker::Job,
 };
@@ -20,7 +21,7 @@ use serde::Serialize;
 use storyreel_tensors::{CacheKey, NamedRef, StageCache, Tensor, TensorStore, stage_cache::find_output};
 
 /// The entry layout below; bumped when it changes, so old entries stop matching.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 
 #[derive(Serialize)]
 struct KeyParams<'a> {
@@ -79,28 +80,53 @@ fn segments_name(position: usize) -> String {
     format!("segments-{position}")
 }
 
-/// One scene's samples and sentence bounds (in samples), as the service made them.
+fn words_name(position: usize) -> String {
+    format!("words-{position}")
+}
+
+/// One scene's samples, sentence bounds and word bounds (in samples), as the service
+/// made them.
 pub struct SpokenScene<'a> {
     pub samples: &'a [f32],
     pub bounds: Vec<(usize, usize)>,
+    pub words: Vec<(usize, usize)>,
+}
+
+/// `[n, start_0, end_0, ..]` of `bounds`.
+fn bounds_tensor(bounds: &[(usize, usize)]) -> Result<Tensor, TtsError> {
+    let mut flat = vec![bounds.len() as i64];
+    for &(start, end) in bounds {
+        flat.extend([start as i64, end as i64]);
+    }
+    Ok(Tensor::from_slice(vec![flat.len()], &flat)?)
+}
+
+/// The `n` bounds of [`bounds_tensor`]'s layout, when they are `n` ordered spans within
+/// `total` samples.
+fn read_bounds(flat: &[i64], n: usize, total: i64) -> Option<Vec<(usize, usize)>> {
+    let fits = flat.len() == 1 + 2 * n
+        && flat[0] == n as i64
+        && flat[1..]
+            .chunks(2)
+            .all(|b| 0 <= b[0] && b[0] <= b[1] && b[1] <= total);
+    fits.then(|| {
+        flat[1..]
+            .chunks(2)
+            .map(|b| (b[0] as usize, b[1] as usize))
+            .collect()
+    })
 }
 
 /// The tensors of an entry for `scenes` (in request order).
 pub fn outputs(scenes: &[SpokenScene<'_>]) -> Result<Vec<(String, Tensor)>, TtsError> {
-    let mut out = Vec::with_capacity(2 * scenes.len());
+    let mut out = Vec::with_capacity(3 * scenes.len());
     for (position, scene) in scenes.iter().enumerate() {
         out.push((
             audio_name(position),
             Tensor::from_slice(vec![scene.samples.len()], scene.samples)?,
         ));
-        let mut bounds = vec![scene.bounds.len() as i64];
-        for &(start, end) in &scene.bounds {
-            bounds.extend([start as i64, end as i64]);
-        }
-        out.push((
-            segments_name(position),
-            Tensor::from_slice(vec![bounds.len()], &bounds)?,
-        ));
+        out.push((segments_name(position), bounds_tensor(&scene.bounds)?));
+        out.push((words_name(position), bounds_tensor(&scene.words)?));
     }
     Ok(out)
 }
@@ -115,41 +141,49 @@ pub async fn scenes(
 ) -> Result<Option<Vec<SceneAudio>>, TtsError> {
     let find = |name: String| find_output(refs, &name);
     let mut audio = Vec::with_capacity(job.scenes.len());
-    let mut segment_refs = Vec::with_capacity(job.scenes.len());
+    let mut bound_refs = Vec::with_capacity(2 * job.scenes.len());
     for position in 0..job.scenes.len() {
-        match (find(audio_name(position)), find(segments_name(position))) {
-            (Some(a), Some(s)) => {
+        match (
+            find(audio_name(position)),
+            find(segments_name(position)),
+            find(words_name(position)),
+        ) {
+            (Some(a), Some(s), Some(w)) => {
                 audio.push(a);
-                segment_refs.push(s);
+                bound_refs.extend([s, w]);
             }
             _ => return Ok(None),
         }
     }
-    let bounds = store.get_many(&segment_refs).await?;
+    let bounds = store.get_many(&bound_refs).await?;
     let mut out = Vec::with_capacity(job.scenes.len());
-    for ((scene, audio), bounds) in job.scenes.iter().zip(audio).zip(bounds) {
-        let bounds: Vec<i64> = bounds.to_vec()?;
-        let n = scene.sentences.len();
+    for ((scene, audio), bounds) in job.scenes.iter().zip(audio).zip(bounds.chunks(2)) {
         let total = audio.numel() as i64;
-        let fits = bounds.len() == 1 + 2 * n
-            && bounds[0] == n as i64
-            && bounds[1..]
-                .chunks(2)
-                .all(|b| 0 <= b[0] && b[0] <= b[1] && b[1] <= total);
-        if !fits {
+        let (sentence_bounds, word_bounds): (Vec<i64>, Vec<i64>) = (bounds[0].to_vec()?, bounds[1].to_vec()?);
+        let words: Vec<&str> = scene
+            .sentences
+            .iter()
+            .flat_map(|s| s.words.iter().map(|w| w.original.as_str()))
+            .collect();
+        let (Some(sentence_bounds), Some(word_bounds)) = (
+            read_bounds(&sentence_bounds, scene.sentences.len(), total),
+            read_bounds(&word_bounds, words.len(), total),
+        ) else {
             return Ok(None);
-        }
+        };
         let segments = scene
             .sentences
             .iter()
-            .zip(bounds[1..].chunks(2))
-            .map(|(sentence, b)| {
-                Segment::from_samples(
-                    sentence.text.clone(),
-                    b[0] as usize,
-                    b[1] as usize,
-                    job.sample_rate,
-                )
+            .zip(sentence_bounds)
+            .map(|(sentence, (start, end))| {
+                Segment::from_samples(sentence.text.clone(), start, end, job.sample_rate)
+            })
+            .collect();
+        let words = words
+            .into_iter()
+            .zip(word_bounds)
+            .map(|(word, (start, end))| {
+                WordTiming::from_samples(word.to_string(), start, end, job.sample_rate)
             })
             .collect();
         out.push(SceneAudio {
@@ -158,6 +192,7 @@ pub async fn scenes(
             audio,
             sample_rate: job.sample_rate,
             segments,
+            words,
         });
     }
     Ok(Some(out))
@@ -193,10 +228,7 @@ mod tests {
     }
 
     fn sentence(text: &str) -> Sentence {
-        Sentence {
-            text: text.into(),
-            spoken: text.to_lowercase(),
-        }
+        Sentence::new(text.into())
     }
 
     fn job() -> Job {
@@ -267,10 +299,12 @@ mod tests {
             SpokenScene {
                 samples: &first,
                 bounds: vec![(0, 100), (125, 250)],
+                words: vec![(10, 90), (130, 240)],
             },
             SpokenScene {
                 samples: &second,
                 bounds: vec![(0, 80)],
+                words: vec![(5, 75)],
             },
         ];
         let refs = cache.fill(&entry, &outputs(&spoken).unwrap()).await.unwrap();
@@ -285,6 +319,12 @@ mod tests {
             (scenes[0].segments[1].start_s, scenes[0].segments[1].end_s),
             (1.25, 2.5)
         );
+        let words: Vec<_> = scenes[0]
+            .words
+            .iter()
+            .map(|w| (w.word.as_str(), w.start_s, w.end_s))
+            .collect();
+        assert_eq!(words, [("One.", 0.1, 0.9), ("Two.", 1.3, 2.4)]);
         let audio: Vec<f32> = store.get(&scenes[1].audio).await.unwrap().to_vec().unwrap();
         assert_eq!(audio, second);
 
@@ -294,6 +334,8 @@ mod tests {
         assert!(scenes_of(store, &longer, &refs).await.is_none());
         let partial: Vec<NamedRef> = refs.iter().filter(|(n, _)| n != "audio-1").cloned().collect();
         assert!(scenes_of(store, &job, &partial).await.is_none());
+        let wordless: Vec<NamedRef> = refs.iter().filter(|(n, _)| n != "words-0").cloned().collect();
+        assert!(scenes_of(store, &job, &wordless).await.is_none());
     }
 
     async fn scenes_of(store: &dyn TensorStore, job: &Job, refs: &[NamedRef]) -> Option<Vec<SceneAudio>> {

@@ -4,7 +4,7 @@
 use crate::{
     config::TtsConfig,
     service::SynthesisRequest,
-    text::{normalize, split_sentences},
+    text::split_sentences,
     voice::VoiceDescription,
     worker::{Job, SceneText, Sentence},
 };
@@ -95,7 +95,7 @@ fn validate_fields(
     config: &TtsConfig,
 ) -> Result<SynthesisRequest, ValidationError> {
     let (job, deadline) = validate_context(fields.context)?;
-    let voice = resolve_voice(&fields.voice, voices, &config.default_voice)?;
+    let voice = resolve_voice(&fields.voice, voices)?;
     let rate = fields.speaking_rate.unwrap_or(1.0);
     if !(RATE_RANGE.0..=RATE_RANGE.1).contains(&rate) {
         return Err(ValidationError::new(
@@ -133,11 +133,12 @@ fn validate_fields(
     })
 }
 
+/// The requested voice; none requested: the default, which the served voices list first.
 fn resolve_voice<'a>(
     requested: &str,
     voices: &'a [VoiceDescription],
-    default: &str,
 ) -> Result<&'a VoiceDescription, ValidationError> {
+    let default = voices.first().map_or("", |v| v.id.as_str());
     let wanted = if requested.is_empty() { default } else { requested };
     voices.iter().find(|v| v.id == wanted).ok_or_else(|| {
         let known: Vec<&str> = voices.iter().map(|v| v.id.as_str()).collect();
@@ -179,10 +180,7 @@ fn validate_scenes(scenes: Vec<Scene>, config: &TtsConfig) -> Result<Vec<SceneTe
         check_no_control_chars(&field, &scene.text)?;
         let sentences: Vec<Sentence> = split_sentences(&scene.text, config.max_sentence_chars)
             .into_iter()
-            .map(|text| Sentence {
-                spoken: normalize(&text),
-                text,
-            })
+            .map(Sentence::new)
             .collect();
         if !sentences
             .iter()

@@ -8,7 +8,9 @@
 use crate::{
     error::TtsError,
     resample::resample,
+    text::{NormalizedWord, normalize::spoken_text, normalize_words},
     voice::{SpeechParams, Voice, VoiceDescription},
+    words::{WordSpan, original::token_spans, proportional, rescale},
 };
 use std::{
     collections::HashMap,
@@ -22,11 +24,25 @@ use tokio::sync::{mpsc, watch};
 /// A voice made on the worker thread.
 pub type VoiceLoader = Box<dyn FnOnce() -> Result<Box<dyn Voice>, TtsError> + Send>;
 
-/// One sentence to speak: the text as given (for subtitles) and as spoken (normalised).
+/// One sentence to speak: the text as given (for subtitles) and as spoken (normalised),
+/// and each written token with what it became (for word timings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sentence {
     pub text: String,
     pub spoken: String,
+    pub words: Vec<NormalizedWord>,
+}
+
+impl Sentence {
+    /// `text` normalised.
+    pub fn new(text: String) -> Self {
+        let words = normalize_words(&text);
+        Sentence {
+            spoken: spoken_text(&words),
+            text,
+            words,
+        }
+    }
 }
 
 /// One scene of a job.
@@ -55,12 +71,14 @@ pub enum WorkEvent {
     /// The worker took the job.
     Started { queue_time: Duration },
     /// One sentence of scene `scene` (a position in `Job::scenes`): its samples at the
-    /// job's sample rate, then `pause` samples of silence that belong to the scene too.
+    /// job's sample rate, then `pause` samples of silence that belong to the scene too;
+    /// each written token of the sentence with its span in `samples`.
     Sentence {
         scene: usize,
         text: String,
         samples: Vec<f32>,
         pause: usize,
+        words: Vec<(String, WordSpan)>,
     },
     /// Scene `scene` is complete.
     SceneEnd { scene: usize },
@@ -204,8 +222,13 @@ fn run_job(voices: &mut HashMap<String, Box<dyn Voice>>, queued: &Queued) {
                     .wrapping_add((scene.index as u64) << 32)
                     .wrapping_add(i as u64),
             };
-            let samples = match voice.speak(&sentence.spoken, &params) {
-                Ok(samples) => resample(&samples, native, job.sample_rate),
+            let (samples, words) = match voice.speak(&sentence.spoken, &params) {
+                Ok(speech) => {
+                    let samples = resample(&speech.samples, native, job.sample_rate);
+                    let spans = rescale(&speech.words, native, job.sample_rate, samples.len());
+                    let words = written_word_spans(sentence, spans, samples.len());
+                    (samples, words)
+                }
                 Err(source) => {
                     send(WorkEvent::Failed(TtsError::Voice {
                         voice: job.voice.clone(),
@@ -220,6 +243,7 @@ fn run_job(voices: &mut HashMap<String, Box<dyn Voice>>, queued: &Queued) {
                 text: sentence.text.clone(),
                 samples,
                 pause: if last { 0 } else { pause },
+                words,
             }) {
                 return; // the caller went away: stop here
             }
@@ -227,5 +251,54 @@ fn run_job(voices: &mut HashMap<String, Box<dyn Voice>>, queued: &Queued) {
         if !send(WorkEvent::SceneEnd { scene: position }) {
             return;
         }
+    }
+}
+
+/// The written tokens of `sentence` with their spans, from the spans of its spoken words
+/// (`total` samples); should a voice report another number of spans than words, the
+/// words share the sentence by their lengths instead.
+fn written_word_spans(sentence: &Sentence, spans: Vec<WordSpan>, total: usize) -> Vec<(String, WordSpan)> {
+    let counts: Vec<usize> = sentence
+        .words
+        .iter()
+        .map(|w| w.spoken.split_whitespace().count())
+        .collect();
+    let spans = if spans.len() == counts.iter().sum::<usize>() {
+        spans
+    } else {
+        let spoken: Vec<&str> = sentence.spoken.split_whitespace().collect();
+        proportional(&spoken, total)
+    };
+    sentence
+        .words
+        .iter()
+        .zip(token_spans(&counts, &spans))
+        .map(|(word, span)| (word.original.clone(), span))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_words_cover_their_spoken_words() {
+        let sentence = Sentence::new("It cost $2.".into());
+        assert_eq!(sentence.spoken, "It cost two dollars.");
+        let span = |start, end| WordSpan { start, end };
+        let spans = vec![span(0, 10), span(10, 20), span(25, 30), span(30, 40)];
+        let words = written_word_spans(&sentence, spans, 50);
+        assert_eq!(
+            words,
+            [
+                ("It".to_string(), span(0, 10)),
+                ("cost".to_string(), span(10, 20)),
+                ("$2.".to_string(), span(25, 40))
+            ]
+        );
+        // a voice that lost a span: lengths instead
+        let words = written_word_spans(&sentence, vec![span(0, 50)], 50);
+        assert_eq!(words.len(), 3);
+        assert_eq!(words[2].1.end, 50);
     }
 }

@@ -4,7 +4,9 @@
 //! sample with a seeded Piper voice; espeak-ng is not bit-reproducible across calls), and
 //! INVALID_ARGUMENT naming the field for bad input; the stage cache (a repeated request
 //! answered from Redis with the audio a fresh synthesis makes, keyed on the seed only for
-//! a seeded voice, bypassed on request, refilled when an entry lost a tensor).
+//! a seeded voice, bypassed on request, refilled when an entry lost a tensor); one word
+//! timing per written word, unary, streamed and cached; with the Piper voice installed it
+//! is the default.
 
 use futures::StreamExt;
 use std::{path::PathBuf, sync::Arc};
@@ -12,7 +14,7 @@ use storyreel_proto::{
     common::{JobContext, Scene},
     tts::{
         AudioEncoding, ListVoicesRequest, SynthesizeRequest, SynthesizeResponse, SynthesizeStreamRequest,
-        VoiceBackend, synthesize_stream_response::Event, tts_service_client::TtsServiceClient,
+        VoiceBackend, WordTiming, synthesize_stream_response::Event, tts_service_client::TtsServiceClient,
     },
 };
 use storyreel_runtime::tensor_ref::from_wire;
@@ -207,9 +209,24 @@ async fn checked_samples(
         for s in &scene.segments {
             assert!(s.start_s < s.end_s && s.end_s <= scene.duration_s + 1e-9, "{s:?}");
         }
+        check_words(&scene.words, TEXTS[i], scene.duration_s);
         out.push(samples);
     }
     out
+}
+
+/// One timing per written word of `text`, in order, not overlapping, within the audio.
+fn check_words(words: &[WordTiming], text: &str, duration_s: f64) {
+    let written: Vec<&str> = words.iter().map(|w| w.word.as_str()).collect();
+    assert_eq!(written, text.split_whitespace().collect::<Vec<_>>());
+    let mut previous_end = 0.0;
+    for w in words {
+        assert!(
+            previous_end <= w.start_s && w.start_s < w.end_s && w.end_s <= duration_s + 1e-9,
+            "{w:?} after {previous_end}"
+        );
+        previous_end = w.end_s;
+    }
 }
 
 /// The stream's samples per scene (F32LE), its chunks checked on the way.
@@ -253,6 +270,7 @@ async fn stream(running: &mut Running, voice: &str, sample_rate: Option<u32>, se
             }
             Event::SceneEnd(end) => {
                 assert_eq!(end.total_samples, current.len() as u64);
+                check_words(&end.words, TEXTS[scenes.len()], end.duration_s);
                 scenes.push(std::mem::take(&mut current));
             }
             Event::Header(h) => panic!("a second header: {h:?}"),
@@ -291,6 +309,18 @@ async fn espeak_synthesize_and_stream_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn piper_synthesize_and_stream_agree() {
     let mut running = start(true).await;
+    // installed, the Piper voice is the default ("auto")
+    let voices = running
+        .client
+        .list_voices(ListVoicesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .voices;
+    assert_eq!((voices[0].id.as_str(), voices[0].is_default), (PIPER, true));
+    assert!(voices[1..].iter().all(|v| !v.is_default));
+    let default = synthesize_response(&mut running, "", None, 42, false).await;
+    assert_eq!(default.voice, PIPER, "an empty voice is the default");
     let unary = synthesize(&mut running, PIPER, None, 42).await;
     let streamed = stream(&mut running, PIPER, None, 42).await;
     assert_same(
@@ -399,6 +429,7 @@ async fn stage_cache_answers_repeated_requests() {
     assert_same(&fresh_samples, &spoken, "the cached audio vs a fresh synthesis");
     for (f, c) in fresh.scenes.iter().zip(&first.scenes) {
         assert_eq!(f.segments, c.segments);
+        assert_eq!(f.words, c.words);
         assert_eq!(f.duration_s, c.duration_s);
     }
 

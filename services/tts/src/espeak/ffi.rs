@@ -21,7 +21,12 @@ pub const RATE_MAXIMUM: c_int = 450;
 /// `espeak_POSITION_TYPE::POS_CHARACTER`.
 pub const POS_CHARACTER: c_int = 1;
 
-/// `espeak_EVENT`; only read to find the end of the event list.
+/// `espeak_EVENT_TYPE::espeakEVENT_LIST_TERMINATED`: the end of an event list.
+pub const EVENT_LIST_TERMINATED: c_int = 0;
+/// `espeak_EVENT_TYPE::espeakEVENT_WORD`: a word starts (text and audio position).
+pub const EVENT_WORD: c_int = 1;
+
+/// `espeak_EVENT`: what the synthesis reached with the samples passed alongside.
 #[repr(C)]
 pub struct Event {
     pub kind: c_int,

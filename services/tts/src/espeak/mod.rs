@@ -52,18 +52,51 @@ pub struct Espeak {
 
 static ENGINE: OnceLock<Result<Mutex<Espeak>, EspeakError>> = OnceLock::new();
 
-/// Called by libespeak-ng with each block of samples; `user_data` is the `Vec<i16>` that
-/// [`Espeak::synthesize`] passed to `espeak_Synth`.
+/// Where a word starts, as libespeak-ng reports it while speaking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WordEvent {
+    /// Character offset (0-based) of the word in the text spoken.
+    pub char_offset: usize,
+    /// Milliseconds from the start of the synthesis.
+    pub audio_ms: u64,
+}
+
+/// What one `espeak_Synth` call made: [`Espeak::synthesize`] passes it as user data.
+#[derive(Default)]
+struct Collected {
+    samples: Vec<i16>,
+    words: Vec<WordEvent>,
+}
+
+/// Called by libespeak-ng with each block of samples and the events they reach; the user
+/// data of the events is the [`Collected`] that [`Espeak::synthesize`] passed to
+/// `espeak_Synth`.
 unsafe extern "C" fn collect(wav: *mut c_short, count: c_int, events: *mut ffi::Event) -> c_int {
-    if wav.is_null() || count <= 0 || events.is_null() {
+    if events.is_null() {
         return 0;
     }
-    // SAFETY: the library passes `count` samples at `wav`, and the user data of the
-    // first event is the pointer given to `espeak_Synth`, alive for its whole call.
+    // SAFETY: the library passes `count` samples at `wav` (when not null) and an event
+    // list ended by EVENT_LIST_TERMINATED, whose user data is the pointer given to
+    // `espeak_Synth`, alive for its whole call.
     unsafe {
-        let out = (*events).user_data as *mut Vec<i16>;
-        if !out.is_null() {
-            (*out).extend_from_slice(std::slice::from_raw_parts(wav, count as usize));
+        let out = (*events).user_data as *mut Collected;
+        if out.is_null() {
+            return 0;
+        }
+        let mut event = events;
+        while (*event).kind != ffi::EVENT_LIST_TERMINATED {
+            if (*event).kind == ffi::EVENT_WORD && (*event).text_position > 0 {
+                (*out).words.push(WordEvent {
+                    char_offset: (*event).text_position as usize - 1,
+                    audio_ms: (*event).audio_position.max(0) as u64,
+                });
+            }
+            event = event.add(1);
+        }
+        if !wav.is_null() && count > 0 {
+            (*out)
+                .samples
+                .extend_from_slice(std::slice::from_raw_parts(wav, count as usize));
         }
     }
     0
@@ -155,12 +188,21 @@ impl Espeak {
     /// next, which no API call resets (not even `espeak_Initialize`), so the same text
     /// comes out a few samples longer or shorter and with other sample values.
     pub fn synthesize(&mut self, text: &str, rate: f32) -> Result<Vec<i16>, EspeakError> {
+        Ok(self.synthesize_words(text, rate)?.0)
+    }
+
+    /// [`Espeak::synthesize`], with where each word starts (in order of speech).
+    pub fn synthesize_words(
+        &mut self,
+        text: &str,
+        rate: f32,
+    ) -> Result<(Vec<i16>, Vec<WordEvent>), EspeakError> {
         let c_text = CString::new(text).map_err(|_| EspeakError::Nul)?;
         let wpm =
             ((ffi::RATE_NORMAL as f32 * rate).round() as c_int).clamp(ffi::RATE_MINIMUM, ffi::RATE_MAXIMUM);
-        let mut samples: Vec<i16> = Vec::new();
-        // SAFETY: the engine is locked; `c_text` and `samples` outlive the synchronous
-        // call, during which the callback appends to `samples` through the user data.
+        let mut collected = Collected::default();
+        // SAFETY: the engine is locked; `c_text` and `collected` outlive the synchronous
+        // call, during which the callback appends to `collected` through the user data.
         unsafe {
             let code = ffi::espeak_SetParameter(ffi::PARAM_RATE, wpm, 0);
             if code != ffi::EE_OK {
@@ -177,7 +219,7 @@ impl Espeak {
                 0,
                 ffi::CHARS_UTF8,
                 std::ptr::null_mut(),
-                &mut samples as *mut Vec<i16> as *mut c_void,
+                &mut collected as *mut Collected as *mut c_void,
             );
             if code != ffi::EE_OK {
                 return Err(EspeakError::Call {
@@ -193,7 +235,7 @@ impl Espeak {
                 });
             }
         }
-        Ok(samples)
+        Ok((collected.samples, collected.words))
     }
 
     /// IPA phonemes of `text`, clause by clause, with the current voice. espeak-ng 1.51
@@ -270,6 +312,19 @@ mod tests {
         assert_eq!(terminators, [",", ".", "?"]);
         assert_eq!(clauses.iter().filter(|c| c.end_of_sentence).count(), 2);
         assert!(clauses[0].phonemes.contains('h'), "{clauses:?}");
+        // word events: character offsets (not bytes), audio times in order
+        let (samples, words) = engine.synthesize_words("Hello café world.", 1.0).unwrap();
+        let offsets: Vec<usize> = words.iter().map(|w| w.char_offset).collect();
+        assert_eq!(offsets, [0, 6, 11], "{words:?}");
+        let seconds = samples.len() as f32 / engine.info().sample_rate as f32;
+        assert!(
+            words.windows(2).all(|w| w[0].audio_ms < w[1].audio_ms),
+            "{words:?}"
+        );
+        assert!(
+            (words[2].audio_ms as f32) < seconds * 1000.0,
+            "{words:?} in {seconds} s"
+        );
         engine.set_voice("en-gb").unwrap();
         assert!(matches!(
             engine.set_voice("xx-nowhere"),

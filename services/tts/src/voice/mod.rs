@@ -5,7 +5,7 @@
 pub mod espeak;
 pub mod piper;
 
-use crate::espeak::EspeakError;
+use crate::{espeak::EspeakError, words::WordSpan};
 use storyreel_runtime::ModelInfo;
 
 /// The speech engine of a voice (`storyreel.tts.v1.VoiceBackend`).
@@ -49,10 +49,19 @@ pub enum VoiceError {
     Model(String),
 }
 
+/// One sentence spoken.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Speech {
+    /// Mono f32 samples in [-1, 1] at the voice's native sample rate.
+    pub samples: Vec<f32>,
+    /// Where each whitespace-separated word of the sentence is heard, in `samples`:
+    /// ordered, not overlapping, one per word.
+    pub words: Vec<WordSpan>,
+}
+
 /// A voice that speaks sentences.
 pub trait Voice {
     fn description(&self) -> &VoiceDescription;
-    /// Mono f32 samples in [-1, 1] at the voice's native sample rate for one (normalised)
-    /// sentence.
-    fn speak(&mut self, sentence: &str, params: &SpeechParams) -> Result<Vec<f32>, VoiceError>;
+    /// One (normalised) sentence spoken, with its word timings.
+    fn speak(&mut self, sentence: &str, params: &SpeechParams) -> Result<Speech, VoiceError>;
 }

@@ -1,8 +1,15 @@
 //! The Piper VITS voices: text -> IPA phonemes (libespeak-ng, as piper phonemises) ->
 //! the voice's phoneme ids -> `storyreel_nn::piper::Vits` on the worker thread.
 
-use super::{Backend, SpeechParams, Voice, VoiceDescription, VoiceError};
-use crate::espeak::{Clause, Espeak};
+use super::{Backend, Speech, SpeechParams, Voice, VoiceDescription, VoiceError};
+use crate::{
+    espeak::{Clause, Espeak},
+    words::{
+        alignment::text_spans,
+        make_monotonic,
+        phoneme_words::{phoneme_words, sounds},
+    },
+};
 use std::path::Path;
 use storyreel_nn::piper::{PiperModel, Scales, voice_config_path};
 use storyreel_runtime::model_identity::{IdentityOverrides, identify_model_dir};
@@ -109,15 +116,38 @@ impl PiperVoice {
 
     /// The phoneme ids piper would feed the model for `text`, one list per sentence.
     pub fn phoneme_ids(&self, text: &str) -> Result<Vec<Vec<i64>>, VoiceError> {
+        Ok(self
+            .utterances(text)?
+            .iter()
+            .map(|phonemes| self.model.voice.phoneme_ids(phonemes).0)
+            .collect())
+    }
+
+    /// The phonemes of `text` as piper phonemises it, one list per sentence (utterance).
+    fn utterances(&self, text: &str) -> Result<Vec<Vec<String>>, VoiceError> {
         let clauses = {
             let mut engine = Espeak::lock()?;
             engine.set_voice(&self.model.voice.espeak.voice)?;
             engine.phonemize(text)?
         };
-        Ok(sentences_of(&clauses)
-            .iter()
-            .map(|phonemes| self.model.voice.phoneme_ids(phonemes).0)
-            .collect())
+        Ok(sentences_of(&clauses))
+    }
+
+    /// The sounds of each whitespace-separated word of `text`, phonemised alone: what
+    /// pairs the text's words with the words of its phonemes.
+    fn word_sounds(&self, text: &str) -> Result<Vec<usize>, VoiceError> {
+        let mut engine = Espeak::lock()?;
+        engine.set_voice(&self.model.voice.espeak.voice)?;
+        text.split_whitespace()
+            .map(|word| {
+                let clauses = engine.phonemize(word)?;
+                let phonemes: String = clauses
+                    .iter()
+                    .map(|c| strip_language_flags(&c.phonemes))
+                    .collect();
+                Ok(sounds(phonemes.nfd().map(String::from)))
+            })
+            .collect()
     }
 
     pub fn model(&self) -> &PiperModel {
@@ -135,20 +165,29 @@ impl Voice for PiperVoice {
         &self.description
     }
 
-    fn speak(&mut self, sentence: &str, params: &SpeechParams) -> Result<Vec<f32>, VoiceError> {
+    fn speak(&mut self, sentence: &str, params: &SpeechParams) -> Result<Speech, VoiceError> {
         let scales = Scales {
             length_scale: self.scales.length_scale / params.rate as f64,
             ..self.scales
         };
+        let hop = self.model.config.hop_length().max(1) as usize;
         let mut audio = Vec::new();
-        for (i, ids) in self.phoneme_ids(sentence)?.iter().enumerate() {
+        let mut heard = Vec::new();
+        for (i, phonemes) in self.utterances(sentence)?.iter().enumerate() {
+            let (ids, sources, _) = self.model.voice.phoneme_ids_with_sources(phonemes);
             // one noise stream per utterance of the sentence, mixed so that it does not
             // land on another sentence's seed (the worker derives those by addition)
             let seed = params.seed ^ (i as u64).wrapping_mul(0xd1b5_4a32_d192_ed03);
-            let out = self.model.vits.infer(ids, scales, seed);
-            let samples = Vec::<f32>::try_from(&out).map_err(|e| VoiceError::Model(e.to_string()))?;
+            let out = self.model.vits.infer_timed(&ids, scales, seed);
+            let samples = Vec::<f32>::try_from(&out.audio).map_err(|e| VoiceError::Model(e.to_string()))?;
+            heard.extend(phoneme_words(phonemes, &sources, &out.frames, hop, audio.len()));
             audio.extend(samples);
         }
-        Ok(audio)
+        let mut words = text_spans(&self.word_sounds(sentence)?, &heard);
+        make_monotonic(&mut words, audio.len());
+        Ok(Speech {
+            samples: audio,
+            words,
+        })
     }
 }

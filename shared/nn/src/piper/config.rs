@@ -122,21 +122,36 @@ impl VoiceConfig {
     /// Phonemes missing from the map are skipped (piper logs and skips them too); they
     /// are returned as the second value.
     pub fn phoneme_ids(&self, phonemes: &[String]) -> (Vec<i64>, Vec<String>) {
+        let (ids, _, missing) = self.phoneme_ids_with_sources(phonemes);
+        (ids, missing)
+    }
+
+    /// [`VoiceConfig::phoneme_ids`], with the source of each id: the index in `phonemes`
+    /// of the phoneme it stands for (a phoneme's trailing PAD counts as its own), `None`
+    /// for the leading BOS and PAD and the final EOS. Word timings read the duration
+    /// predictor's output through it.
+    pub fn phoneme_ids_with_sources(
+        &self,
+        phonemes: &[String],
+    ) -> (Vec<i64>, Vec<Option<usize>>, Vec<String>) {
         let map = &self.phoneme_id_map;
         let get = |p: &str| map.get(p).cloned().unwrap_or_default();
         let mut ids = get(BOS);
         ids.extend(get(PAD));
+        let mut sources = vec![None; ids.len()];
         let mut missing = Vec::new();
-        for phoneme in phonemes {
+        for (index, phoneme) in phonemes.iter().enumerate() {
             match map.get(phoneme.as_str()) {
                 Some(id) => {
                     ids.extend(id);
                     ids.extend(get(PAD));
+                    sources.resize(ids.len(), Some(index));
                 }
                 None => missing.push(phoneme.clone()),
             }
         }
         ids.extend(get(EOS));
-        (ids, missing)
+        sources.resize(ids.len(), None);
+        (ids, sources, missing)
     }
 }

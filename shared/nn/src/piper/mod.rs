@@ -101,6 +101,12 @@ impl Vits {
     /// [`gaussian_noise`], not from libtorch's global generator: the same seed gives the
     /// same audio whatever else runs in the process.
     pub fn infer(&self, ids: &[i64], scales: Scales, seed: u64) -> Tensor {
+        self.infer_timed(ids, scales, seed).audio
+    }
+
+    /// [`Vits::infer`], with how many output frames (of [`VitsConfig::hop_length`]
+    /// samples each) the duration predictor gave each id: the audio is the same.
+    pub fn infer_timed(&self, ids: &[i64], scales: Scales, seed: u64) -> TimedAudio {
         tch::no_grad(|| {
             let options = (Kind::Float, self.device);
             let x = Tensor::from_slice(ids).to_device(self.device).view([1, -1]);
@@ -121,9 +127,22 @@ impl Vits {
             };
             let y_mask = Tensor::ones([1, 1, frames], options);
             let z = self.flow.reverse(&z_p, &y_mask);
-            self.dec.forward(&(z * y_mask)).view([-1])
+            TimedAudio {
+                audio: self.dec.forward(&(z * y_mask)).view([-1]),
+                frames: Vec::<i64>::try_from(&durations).unwrap_or_default(),
+            }
         })
     }
+}
+
+/// One utterance's audio and the frames each phoneme id lasts.
+#[derive(Debug)]
+pub struct TimedAudio {
+    /// (N,) f32 in [-1, 1].
+    pub audio: Tensor,
+    /// Frames per id, in id order (`w_ceil` of piper's `infer`); they sum to the audio's
+    /// frames, except that an utterance of zero frames is given one.
+    pub frames: Vec<i64>,
 }
 
 /// A converted voice: the model, its hyperparameters and the voice config.
