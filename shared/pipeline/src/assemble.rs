@@ -163,6 +163,7 @@ pub async fn assemble(
                 duration_s: duration,
                 text: &scene.text,
                 segments: &scene.narration.segments,
+                words: &scene.narration.words,
             };
             start += duration;
             text

@@ -84,6 +84,14 @@ pub struct Segment {
     pub end_s: f64,
 }
 
+/// A written word of the narration and when it is heard (tts `WordTiming`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WordTiming {
+    pub word: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
 /// A scene's narration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Narration {
@@ -92,6 +100,10 @@ pub struct Narration {
     pub sample_rate: u32,
     pub duration_s: f64,
     pub segments: Vec<Segment>,
+    /// Every written word with its times; empty from a tts that does not time words
+    /// (the subtitles then share each sentence's time by length).
+    #[serde(default)]
+    pub words: Vec<WordTiming>,
 }
 
 /// Everything one scene became.
@@ -338,6 +350,15 @@ impl Job<'_> {
                     text: s.text,
                     start_s: s.start_s,
                     end_s: s.end_s,
+                })
+                .collect(),
+            words: audio
+                .words
+                .into_iter()
+                .map(|w| WordTiming {
+                    word: w.word,
+                    start_s: w.start_s,
+                    end_s: w.end_s,
                 })
                 .collect(),
         };

@@ -1,9 +1,16 @@
-//! Subtitles of the story S^D in step with the narration: one cue per spoken sentence
-//! (the tts stage's segments), placed at its scene's start on the timeline. A cue holds
-//! at most two lines of at most 42 characters (the usual broadcast limits); a longer
-//! sentence becomes several cues, its time shared by their lengths.
+//! Subtitles of the story S^D in step with the narration, placed at each scene's start on
+//! the timeline. A cue holds at most two lines of at most 42 characters (the usual
+//! broadcast limits).
+//!
+//! With the tts stage's word timings ([`timed`]), each cue is a run of words shown while
+//! they are spoken (1-7 s, cut preferably at sentence ends, then at clause punctuation,
+//! lines balanced). Without them (a tts that does not time words, or timings that do not
+//! hold together) there is one cue per spoken sentence (the stage's segments), a longer
+//! sentence becoming several cues that share its time by their lengths.
 
-use crate::dag::Segment;
+pub mod timed;
+
+use crate::dag::{Segment, WordTiming};
 use std::fmt::Write;
 
 pub const LINE_MAX_CHARS: usize = 42;
@@ -18,18 +25,35 @@ pub struct Cue {
     pub text: String,
 }
 
-/// A scene on the timeline: where it starts, how long it lasts, its text and segments.
+/// A scene on the timeline: where it starts, how long it lasts, its text, segments and
+/// word timings.
 pub struct SceneText<'a> {
     pub start_s: f64,
     pub duration_s: f64,
     pub text: &'a str,
     pub segments: &'a [Segment],
+    pub words: &'a [WordTiming],
+}
+
+/// Word timings the cues can follow: finite, each word's start before its end, in order.
+fn usable(words: &[WordTiming]) -> bool {
+    !words.is_empty()
+        && words
+            .iter()
+            .all(|w| w.start_s.is_finite() && w.end_s.is_finite() && 0.0 <= w.start_s && w.start_s <= w.end_s)
+        && words.windows(2).all(|p| p[0].end_s <= p[1].start_s + 1e-6)
 }
 
 /// The cues of `scenes`, in order.
 pub fn cues(scenes: &[SceneText<'_>]) -> Vec<Cue> {
     let mut out = Vec::new();
     for scene in scenes {
+        if usable(scene.words)
+            && let Some(cues) = timed::cues(scene.words, scene.start_s, scene.duration_s)
+        {
+            out.extend(cues);
+            continue;
+        }
         let end = scene.start_s + scene.duration_s;
         let whole = [Segment {
             text: scene.text.to_string(),
@@ -146,12 +170,14 @@ mod tests {
                 duration_s: 3.0,
                 text: "Dawn.",
                 segments: &[],
+                words: &[],
             },
             SceneText {
                 start_s: 3.0,
                 duration_s: 2.5,
                 text: "The sea is calm. Gulls cry.",
                 segments: &segments,
+                words: &[],
             },
         ]);
         assert_eq!(cues.len(), 3);
@@ -180,6 +206,7 @@ mod tests {
             duration_s: 8.0,
             text: sentence,
             segments: &[],
+            words: &[],
         }]);
         assert!(cues.len() >= 2);
         for cue in &cues {
@@ -193,5 +220,45 @@ mod tests {
         assert!((cues.last().unwrap().end_s - 18.0).abs() < 1e-9);
         let rejoined: Vec<&str> = cues.iter().flat_map(|c| c.text.split_whitespace()).collect();
         assert_eq!(rejoined.join(" "), sentence);
+    }
+
+    #[test]
+    fn word_timings_drive_the_cues_and_bad_ones_fall_back() {
+        let word = |word: &str, start_s, end_s| WordTiming {
+            word: word.into(),
+            start_s,
+            end_s,
+        };
+        let words = [
+            word("The", 0.1, 0.3),
+            word("sea", 0.3, 0.6),
+            word("is", 0.6, 0.7),
+            word("calm.", 0.7, 1.3),
+            word("Gulls", 2.0, 2.4),
+            word("cry.", 2.4, 2.9),
+        ];
+        let scene = |words| SceneText {
+            start_s: 3.0,
+            duration_s: 3.2,
+            text: "The sea is calm. Gulls cry.",
+            segments: &[],
+            words,
+        };
+        let timed = cues(&[scene(&words)]);
+        let want = [(3.1, 4.3, "The sea is calm."), (5.0, 6.0, "Gulls cry.")];
+        assert_eq!(timed.len(), want.len());
+        for (cue, (start, end, text)) in timed.iter().zip(want) {
+            assert!(
+                (cue.start_s - start).abs() < 1e-9 && (cue.end_s - end).abs() < 1e-9,
+                "{cue:?}"
+            );
+            assert_eq!(cue.text, text);
+        }
+        // out of order: the sentence-proportional cues instead
+        let mut shuffled = words.clone();
+        shuffled.swap(0, 3);
+        let fallback = cues(&[scene(&shuffled)]);
+        assert_eq!(fallback.len(), 1);
+        assert_eq!((fallback[0].start_s, fallback[0].end_s), (3.0, 6.2));
     }
 }

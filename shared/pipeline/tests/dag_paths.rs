@@ -179,6 +179,7 @@ impl StageExecutor for Scripted {
                 duration_s: 0.1,
                 sample_rate_hz: 8000,
                 segments: Vec::new(),
+                words: Vec::new(),
             }],
             model: Some(model()),
             ..Default::default()
