@@ -19,11 +19,12 @@ export STORYREEL_TOOLS := $(STORYREEL_CACHE)/tools
 # browser test, installed by scripts/setup-browser.sh.
 export STORYREEL_BROWSER := $(STORYREEL_CACHE)/browser
 
-.PHONY: help setup tools browser build test run mesh models bench ingest lint fmt clean
+.PHONY: help setup tools browser build test run mesh models bench eval ingest lint fmt clean
 
 help:
 	@echo "make run    - the embedded demo: a video of the paper's title (sets up everything first)"
 	@echo "make test   - the whole test suite (sets up everything first)"
+	@echo "make eval   - the quality evaluation: stories and prompts of 45 titles x 3 seeds (README, Quality)"
 	@echo "make setup | build | models | mesh | bench | lint | fmt | clean"
 	@echo "make ingest MANIFEST=clips.jsonl [INGEST_FLAGS=--replace] - add clips to the retrieval catalog"
 
@@ -96,6 +97,15 @@ bench: setup models
 	@if [[ -x "$(FIXTURE_PYTHON)" ]]; then "$(FIXTURE_PYTHON)" scripts/bench/interp.py; \
 	else echo "bench: no $(FIXTURE_PYTHON): RIFE / Real-ESRGAN bench without the references"; \
 	  $(CARGO) bench -p storyreel-nn --bench interp; fi
+
+## eval: the quality evaluation (README, "Quality"): every title of tests/eval/titles.txt x
+## 3 seeds through story-llm and prompt-rewriter at their default settings; the table goes
+## to target/eval/summary.md, every story to target/eval/report.json; fails when a target
+## is missed. EVAL_ARGS="--limit 10 --seeds 1" for a quick look.
+EVAL_ARGS ?=
+eval: setup models
+	@# The test build (its model code is optimised, Cargo.toml [profile.dev.package]).
+	$(CARGO) run -p storyreel-eval -- $(EVAL_ARGS)
 
 ## ingest: a JSONL clip manifest into the retrieval catalog (services/retrieval/README.md)
 ingest: setup models

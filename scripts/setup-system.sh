@@ -14,6 +14,8 @@ declare -A probe=(
   [pkg-config]=/usr/bin/pkg-config
   [clang]=/usr/bin/clang
   [time]=/usr/bin/time
+  # the quality evaluation's dictionary (make eval)
+  [wamerican]=/usr/share/dict/words
 )
 
 missing=()

@@ -7,8 +7,12 @@
 //! the worker batches the fields of one request with each other and with other requests'.
 //! A required field whose output is unusable (no description; no keyword, even after
 //! completing the list with the prompt's own content words) is regenerated with the next
-//! attempt's seed, up to `max_attempts`, then the request fails with
-//! [`PromptRewriterError::UnusableOutput`]. Attribute lists may come back empty.
+//! attempt's seed, up to `max_attempts`. Then a description falls back to the scene's own
+//! text (a scene is already a visual sentence; the prompt is fitted to the CLIP budget
+//! all the same), and keywords fail the request with
+//! [`PromptRewriterError::UnusableOutput`]. Attribute lists may come back empty. Visual
+//! elements must be named in the scene itself: an element grounded only in the title is
+//! something this scene does not show.
 //!
 //! Dropping a call's future sets the request's cancel flag: the worker drops its queued
 //! jobs and stops decoding the running ones within one decode step. Past the request's
@@ -133,14 +137,16 @@ struct FieldOutput<T> {
 }
 
 impl Call<'_> {
-    /// Generates a field until `parse` accepts the output, at most `max_attempts` times.
-    /// `item` keeps the seeds of the request's fields apart.
+    /// Generates a field until `parse` accepts the output, at most `max_attempts` times,
+    /// then answers `fallback` when there is one. `item` keeps the seeds of the request's
+    /// fields apart.
     async fn field<T>(
         &self,
         prompt: &ChatPrompt,
         field: Field,
         scene_index: u32,
         parse: impl Fn(&str) -> Option<T>,
+        fallback: Option<T>,
     ) -> Result<FieldOutput<T>, PromptRewriterError> {
         let item = scene_index as usize * 8 + field.ordinal();
         let mut usage = TokenUsage::default();
@@ -160,6 +166,14 @@ impl Call<'_> {
             }
             tracing::debug!(field = field.name(), scene_index, attempt, text = %output.text, "unusable field");
             last = output.text;
+        }
+        if let Some(value) = fallback {
+            tracing::debug!(field = field.name(), scene_index, "field falls back");
+            return Ok(FieldOutput {
+                value,
+                usage,
+                queue_time,
+            });
         }
         Err(PromptRewriterError::UnusableOutput {
             field: field.name(),
@@ -261,6 +275,8 @@ impl PromptRewriter for ModelBackedPromptRewriter {
             .map(|s| parsing::grounding_words(&format!("{} {}", s.text, request.title)))
             .collect();
         let grounding = &grounding;
+        let in_scene: Vec<Vec<String>> = scenes.iter().map(|s| parsing::grounding_words(&s.text)).collect();
+        let in_scene = &in_scene;
         let outputs: Vec<(usize, Field, FieldOutput<FieldValue>)> = futures::stream::iter(jobs)
             .map(|(position, field, prompt)| async move {
                 let scene = &scenes[position];
@@ -269,9 +285,10 @@ impl PromptRewriter for ModelBackedPromptRewriter {
                     Field::Description => {
                         parsing::parse_description(text, context).map(FieldValue::Description)
                     }
-                    Field::VisualElements => {
-                        Some(FieldValue::List(parsing::parse_visual_elements(text, context)))
-                    }
+                    Field::VisualElements => Some(FieldValue::List(parsing::parse_visual_elements(
+                        text,
+                        &in_scene[position],
+                    ))),
                     Field::ColourScheme => {
                         Some(FieldValue::List(parsing::parse_colour_scheme(text, &scene.text)))
                     }
@@ -280,7 +297,9 @@ impl PromptRewriter for ModelBackedPromptRewriter {
                         Some(FieldValue::List(parsing::parse_attribute_list(text)))
                     }
                 };
-                let output = call.field(&prompt, field, scene.index, parse).await?;
+                let fallback =
+                    (field == Field::Description).then(|| FieldValue::Description(scene.text.clone()));
+                let output = call.field(&prompt, field, scene.index, parse, fallback).await?;
                 Ok::<_, PromptRewriterError>((position, field, output))
             })
             .buffered(self.max_in_flight)
@@ -336,11 +355,20 @@ impl PromptRewriter for ModelBackedPromptRewriter {
             .map(|prompt| async move {
                 let chat = keywords_prompt(&prompt.text);
                 let context = parsing::grounding_words(&prompt.text);
-                call.field(&chat, Field::Keywords, prompt.index, |text| {
-                    let keywords =
-                        complete_keywords(parsing::parse_keywords(text, &context, max), &prompt.text, max);
-                    (!keywords.is_empty()).then_some(keywords)
-                })
+                call.field(
+                    &chat,
+                    Field::Keywords,
+                    prompt.index,
+                    |text| {
+                        let keywords = complete_keywords(
+                            parsing::parse_keywords(text, &context, max),
+                            &prompt.text,
+                            max,
+                        );
+                        (!keywords.is_empty()).then_some(keywords)
+                    },
+                    None,
+                )
                 .await
             })
             .buffered(self.max_in_flight)
@@ -392,6 +420,7 @@ fn complete_keywords(mut keywords: Vec<String>, prompt: &str, max: usize) -> Vec
 mod tests {
     use super::*;
     use crate::service::SceneText;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use storyreel_llm::seed::SeedOrigin;
     use storyreel_runtime::JobInfo;
 
@@ -499,9 +528,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unusable_description_is_regenerated_then_reported() {
-        let err = rewriter(|label, scene| {
+    async fn an_unusable_description_is_regenerated_then_the_scene_stands_in() {
+        let descriptions = Arc::new(AtomicUsize::new(0));
+        let seen = descriptions.clone();
+        let rewrite = rewriter(move |label, scene| {
             if label == "Description:" {
+                seen.fetch_add(1, Ordering::SeqCst);
                 " ok".into()
             } else {
                 fields(label, scene)
@@ -509,19 +541,24 @@ mod tests {
         })
         .rewrite(rewrite_request(77))
         .await
-        .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PromptRewriterError::UnusableOutput {
-                    field: "description",
-                    attempts: 3,
-                    ..
-                }
-            ),
-            "{err:?}"
+        .expect("the scene text stands in for the description");
+        assert_eq!(
+            descriptions.load(Ordering::SeqCst),
+            2 * 3,
+            "three attempts per scene"
         );
-        assert_eq!(storyreel_runtime::to_status(&err).code(), tonic::Code::Aborted);
+        assert!(
+            rewrite.prompts[0]
+                .prompt
+                .starts_with("The Great Wall winds over hills."),
+            "{}",
+            rewrite.prompts[0].prompt
+        );
+        assert!(
+            rewrite.prompts[1]
+                .prompt
+                .starts_with("The pyramids stand in the desert.")
+        );
     }
 
     #[tokio::test]

@@ -67,7 +67,7 @@ impl Field {
     /// one example pair only.
     fn instruction(self) -> &'static str {
         match self {
-            Field::Description => "Describe this scene as one short sentence for a painter.",
+            Field::Description => "Describe what the viewer sees in this scene, in one short sentence.",
             Field::VisualElements => {
                 "Name the objects and places that can be seen in this scene, separated by commas."
             }

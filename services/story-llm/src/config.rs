@@ -45,10 +45,14 @@ pub struct StoryLlmConfig {
     pub batching: BatchingConfig,
     /// Server defaults for the sampling fields a request leaves unset.
     pub generation: GenerationDefaults,
-    /// Generation attempts per request, the first included: a reply that does not parse
-    /// into `n_scenes` usable scenes is regenerated with a changed seed until this many
+    /// Generation attempts per request, the first included: a story with a scene none of
+    /// whose candidates is usable is regenerated with a changed seed until this many
     /// attempts were made.
     pub max_attempts: u32,
+    /// Candidates decoded per scene, in one batch, the best kept (`crate::scoring`): more
+    /// candidates, better scenes, more compute per scene (a batch of 4 costs well under 4
+    /// single decodes).
+    pub candidates: u32,
 }
 
 impl Default for StoryLlmConfig {
@@ -63,15 +67,32 @@ impl Default for StoryLlmConfig {
             dtype: "f32".into(),
             model_version: String::new(),
             batching: BatchingConfig::default(),
-            generation: GenerationDefaults::default(),
+            generation: default_generation(),
             max_attempts: 3,
+            candidates: 4,
         }
+    }
+}
+
+/// The sampling defaults of story-llm, measured by `make eval` (README, "Quality"):
+/// temperature 0.7 and top-p 0.9 keep the candidates of a scene apart; no repetition
+/// penalty, because it also penalises every word of the prompt and its worked example and
+/// pushes a 135M model off common words into fused strings; 48 new tokens hold a
+/// 20-word sentence with room to spare (decoding stops at the sentence end).
+pub fn default_generation() -> GenerationDefaults {
+    GenerationDefaults {
+        temperature: 0.7,
+        top_p: 0.9,
+        top_k: 0,
+        repetition_penalty: 1.0,
+        max_new_tokens: 48,
     }
 }
 
 /// Limits of this table.
 pub mod limits {
     pub const MAX_ATTEMPTS: u32 = 10;
+    pub const MAX_CANDIDATES: u32 = 16;
 }
 
 impl StoryLlmConfig {
@@ -97,7 +118,8 @@ impl Validate for StoryLlmConfig {
         validate_model_fields(&self.model_dir, &self.device, &self.dtype)?;
         self.batching.validate().map_err(|e| e.within("batching"))?;
         self.generation.validate().map_err(|e| e.within("generation"))?;
-        check_range("max_attempts", self.max_attempts, 1, limits::MAX_ATTEMPTS)
+        check_range("max_attempts", self.max_attempts, 1, limits::MAX_ATTEMPTS)?;
+        check_range("candidates", self.candidates, 1, limits::MAX_CANDIDATES)
     }
 }
 
@@ -123,7 +145,9 @@ mod tests {
         assert_eq!(config.max_attempts, 3);
         assert_eq!(config.generation.temperature, 0.7);
         assert_eq!(config.generation.top_p, 0.9);
-        assert_eq!(config.generation.repetition_penalty, 1.3);
+        assert_eq!(config.generation.repetition_penalty, 1.0);
+        assert_eq!(config.generation.max_new_tokens, 48);
+        assert_eq!(config.candidates, 4);
         assert!(
             config.model_dir.ends_with("models/smollm2-135m-instruct"),
             "{:?}",

@@ -4,6 +4,8 @@
 //! - [`validation`]: wire request -> [`StoryRequest`], limits and defaults of the proto;
 //! - [`prompting`]: the scene-by-scene chat prompts (DESIGN.md §9);
 //! - [`parsing`]: model output -> usable, distinct scene texts;
+//! - [`scoring`]: the best of a scene's candidates (well-formed, fluent, on the title,
+//!   new);
 //! - [`error`]: [`StoryLlmError`] and its error codes;
 //! - [`grpc`]: the thin tonic adapter;
 //! - [`cached`]: [`cached::CachedStoryLlm`], any [`StoryLlm`] behind the stage cache;
@@ -23,6 +25,7 @@ pub mod grpc;
 pub mod model_service;
 pub mod parsing;
 pub mod prompting;
+pub mod scoring;
 pub mod service;
 pub mod validation;
 

@@ -2,16 +2,18 @@
 //!
 //! A request is driven by a task that asks the worker for one scene at a time
 //! ([`crate::prompting::scene_prompt`]: the list so far in the assistant turn, the next
-//! number forced), streams the scene's tokens, cleans the line
-//! ([`crate::parsing::clean_scene`]) and rejects it when it repeats an earlier scene
-//! ([`crate::parsing::find_duplicate`]). An unusable scene discards the attempt; the next
-//! attempt starts over with [`crate::seed::for_attempt`], up to `max_attempts`, after
-//! which the request fails with [`StoryLlmError::UnusableOutput`] naming the reason.
+//! number forced). Each scene is decoded as `candidates` continuations with different
+//! seeds, queued together so the worker decodes them in one batch; the best usable one is
+//! kept ([`crate::scoring::choose`]), and its tokens are streamed, then the scene. A
+//! scene none of whose candidates is usable gets another round with changed seeds
+//! ([`crate::seed::for_attempt`]), up to `max_attempts` rounds, after which the request
+//! fails with [`StoryLlmError::UnusableOutput`] naming the reason. Only accepted text is
+//! streamed, so a client never has to discard tokens (every event's `attempt` is 1).
 //!
-//! Each story has at most one scene in the worker's queue at a time. Its first scene is
-//! queued before the stream is returned, so a full queue is refused up front
-//! ([`StoryLlmError::Overloaded`]); a later scene that meets a full queue ends the stream
-//! with the same error.
+//! Each story has at most one scene's candidates in the worker's queue at a time. Its
+//! first scene is queued before the stream is returned, so a full queue is refused up
+//! front ([`StoryLlmError::Overloaded`]); a later scene that meets a full queue ends the
+//! stream with the same error.
 //!
 //! The scenes of a story share one prefix key ([`LlmJob::prefix_key`]): each scene's
 //! prompt extends the previous one, so the worker prefills only the scene just written
@@ -24,8 +26,9 @@
 use crate::{
     config::StoryLlmConfig,
     error::StoryLlmError,
-    parsing::{RejectedScene, Rejection, SceneSetError, clean_scene, find_duplicate},
-    prompting::{PromptSpec, SCENE_STOP, scene_prompt},
+    parsing::{RejectedScene, SceneSetError},
+    prompting::{PromptSpec, SENTENCE_STOPS, scene_prompt, scene_stops},
+    scoring::{self, Candidate},
     service::{
         ModelInfo, ModelState, SceneDone, StageStats, Story, StoryEvent, StoryEventStream, StoryLlm,
         StoryProgress, StoryRequest, TokenPiece, TokenUsage,
@@ -42,6 +45,7 @@ use std::{
 use storyreel_llm::{
     CancelOnDrop, ChatPrompt, JobSampling, LlmJob, LlmOutput, ModelWorker, WorkerEvent, WorkerStats, seed,
 };
+use storyreel_nn::generation::FinishReason;
 use tokio::sync::{mpsc, watch};
 
 /// Events buffered between the driving task and the caller.
@@ -55,6 +59,8 @@ static NEXT_STORY: AtomicU64 = AtomicU64::new(1);
 pub struct ModelBackedStoryLlm {
     worker: Arc<ModelWorker>,
     max_attempts: u32,
+    /// Candidates decoded per scene, >= 1.
+    candidates: usize,
 }
 
 impl ModelBackedStoryLlm {
@@ -64,15 +70,24 @@ impl ModelBackedStoryLlm {
         Ok(Self {
             worker: Arc::new(ModelWorker::spawn(config.worker_settings())?),
             max_attempts: config.max_attempts,
+            candidates: config.candidates.max(1) as usize,
         })
     }
 
     /// Over a given worker (tests use a scripted one).
+    /// One candidate per scene; see [`Self::with_candidates`].
     pub fn with_worker(worker: ModelWorker, max_attempts: u32) -> Self {
         Self {
             worker: Arc::new(worker),
             max_attempts,
+            candidates: 1,
         }
+    }
+
+    /// Decodes `candidates` (at least 1) continuations per scene and keeps the best.
+    pub fn with_candidates(mut self, candidates: usize) -> Self {
+        self.candidates = candidates.max(1);
+        self
     }
 
     /// The worker's counters (batches, cancellations).
@@ -101,6 +116,7 @@ impl StoryLlm for ModelBackedStoryLlm {
             request,
             model,
             max_attempts: self.max_attempts,
+            candidates: self.candidates,
             cancelled: cancelled.clone(),
             prefix_key: format!("story-{}", NEXT_STORY.fetch_add(1, Ordering::Relaxed)),
         };
@@ -138,6 +154,7 @@ struct Driver {
     spec: PromptSpec,
     model: ModelInfo,
     max_attempts: u32,
+    candidates: usize,
     cancelled: Arc<AtomicBool>,
     /// Unique to this story: its scenes reuse each other's KV cache, nothing else's.
     prefix_key: String,
@@ -150,32 +167,37 @@ struct Totals {
 }
 
 impl Driver {
-    /// Queues the scene after `so_far` of an attempt seeded with `attempt_seed`.
-    fn submit(
-        &self,
-        attempt_seed: u64,
-        so_far: &[String],
-    ) -> Result<mpsc::UnboundedReceiver<WorkerEvent>, StoryLlmError> {
+    /// Queues the candidates of the scene after `so_far` of a round seeded with
+    /// `attempt_seed`. Candidate 0 draws the scene's own seed, so one candidate decodes
+    /// exactly what a single generation would.
+    fn submit(&self, attempt_seed: u64, so_far: &[String]) -> Result<Vec<CandidateEvents>, StoryLlmError> {
         let prompt = scene_prompt(&self.spec, so_far);
-        let sampling = &self.request.sampling;
-        let (events, rx) = mpsc::unbounded_channel();
-        self.worker.submit(LlmJob {
-            prompt: ChatPrompt {
-                messages: prompt.messages,
-                assistant_prefix: prompt.assistant_prefix,
-            },
-            stop_strings: vec![SCENE_STOP.to_string()],
-            sampling: JobSampling::new(sampling, seed::for_scene(attempt_seed, so_far.len())),
-            deadline: self.request.deadline,
-            cancelled: self.cancelled.clone(),
-            events,
-            enqueued_at: Instant::now(),
-            prefix_key: Some(self.prefix_key.clone()),
-        })?;
-        Ok(rx)
+        let scene_seed = seed::for_scene(attempt_seed, so_far.len());
+        (0..self.candidates)
+            .map(|c| {
+                let (events, rx) = mpsc::unbounded_channel();
+                self.worker.submit(LlmJob {
+                    prompt: ChatPrompt {
+                        messages: prompt.messages.clone(),
+                        assistant_prefix: prompt.assistant_prefix.clone(),
+                    },
+                    stop_strings: scene_stops(so_far.len()),
+                    sampling: JobSampling::new(
+                        &self.request.sampling,
+                        seed::for_attempt(scene_seed, c as u32 + 1),
+                    ),
+                    deadline: self.request.deadline,
+                    cancelled: self.cancelled.clone(),
+                    events,
+                    enqueued_at: Instant::now(),
+                    prefix_key: Some(self.prefix_key.clone()),
+                })?;
+                Ok(rx)
+            })
+            .collect()
     }
 
-    async fn run(self, first: mpsc::UnboundedReceiver<WorkerEvent>, tx: EventSender) {
+    async fn run(self, first: Vec<CandidateEvents>, tx: EventSender) {
         match self.write_story(first, &tx).await {
             Ok(story) => {
                 let _ = tx.send(Ok(StoryEvent::Finished(story))).await;
@@ -197,47 +219,61 @@ impl Driver {
         }
     }
 
-    async fn write_story(
-        &self,
-        first: mpsc::UnboundedReceiver<WorkerEvent>,
-        tx: &EventSender,
-    ) -> Result<Story, Stop> {
+    /// Writes the scenes in order. A scene none of whose candidates is usable gets another
+    /// round of candidates with changed seeds ([`seed::for_attempt`] of the request seed,
+    /// then the scene's own), up to `max_attempts` rounds; the scenes already accepted
+    /// stay.
+    async fn write_story(&self, first: Vec<CandidateEvents>, tx: &EventSender) -> Result<Story, Stop> {
         let n = self.request.n_scenes;
         let mut totals = Totals::default();
         let mut pending = Some(first);
-        let mut last_failure = None;
-        for attempt in 1..=self.max_attempts {
-            let attempt_seed = seed::for_attempt(self.request.seed, attempt);
-            let mut scenes: Vec<String> = Vec::with_capacity(n);
+        let mut scenes: Vec<String> = Vec::with_capacity(n);
+        let mut most_rounds = 1;
+        while scenes.len() < n {
+            let index = scenes.len();
+            let mut accepted = false;
             let mut failure = None;
-            while scenes.len() < n {
-                let index = scenes.len();
-                let rx = match pending.take() {
-                    Some(rx) => rx,
-                    None => self.submit(attempt_seed, &scenes).map_err(Stop::Error)?,
+            for round in 1..=self.max_attempts {
+                let rxs = match pending.take() {
+                    Some(rxs) => rxs,
+                    None => self
+                        .submit(seed::for_attempt(self.request.seed, round), &scenes)
+                        .map_err(Stop::Error)?,
                 };
-                let output = self.scene(rx, attempt, index, tx).await?;
-                totals.usage.add(&output);
-                totals.stats.queue_time += output.queue_time;
-                totals.stats.compute_time += output.compute_time;
-                let rejection = match clean_scene(&output.text) {
-                    Ok(text) => {
-                        let earlier: Vec<&str> = scenes.iter().map(String::as_str).collect();
-                        match find_duplicate(&text, &earlier) {
-                            Some(of) => Err(Rejection::Duplicate { of: of + 1 }),
-                            None => Ok(text),
+                let decoded = self.decode_candidates(rxs, tx).await?;
+                for candidate in &decoded {
+                    totals.usage.add(&candidate.output);
+                }
+                // The candidates share their batches: the scene waited and computed once.
+                totals.stats.queue_time += decoded
+                    .iter()
+                    .map(|d| d.output.queue_time)
+                    .max()
+                    .unwrap_or_default();
+                totals.stats.compute_time += decoded
+                    .iter()
+                    .map(|d| d.output.compute_time)
+                    .max()
+                    .unwrap_or_default();
+                let candidates: Vec<Candidate> = decoded.iter().map(|d| candidate(&d.output)).collect();
+                match scoring::choose(&candidates, &self.request.title, &scenes) {
+                    Ok(choice) => {
+                        most_rounds = most_rounds.max(round);
+                        for (token_id, text) in &decoded[choice.index].tokens {
+                            let piece = TokenPiece {
+                                attempt: 1,
+                                scene_index: index as u32,
+                                token_id: *token_id,
+                                text: text.clone(),
+                            };
+                            send(tx, StoryEvent::Token(piece)).await?;
                         }
-                    }
-                    Err(rejection) => Err(rejection),
-                };
-                match rejection {
-                    Ok(text) => {
                         let done = SceneDone {
-                            attempt,
+                            attempt: 1,
                             index: index as u32,
-                            text: text.clone(),
+                            text: choice.text.clone(),
                         };
-                        scenes.push(text);
+                        scenes.push(choice.text);
                         send(tx, StoryEvent::Scene(done)).await?;
                         let progress = StoryProgress {
                             scenes_done: scenes.len() as u32,
@@ -245,54 +281,55 @@ impl Driver {
                             message: format!("scene {} of {n}", scenes.len()),
                         };
                         send(tx, StoryEvent::Progress(progress)).await?;
+                        accepted = true;
+                        break;
                     }
-                    Err(rejection) => {
-                        tracing::debug!(attempt, scene = index, %rejection, text = %output.text, "scene rejected");
+                    Err(rejections) => {
+                        tracing::debug!(round, scene = index, ?rejections, "no usable candidate");
                         failure = Some(SceneSetError {
                             wanted: n,
                             usable: scenes.len(),
-                            rejected: vec![RejectedScene {
-                                position: index + 1,
-                                rejection,
-                                excerpt: output.text.trim().chars().take(EXCERPT_CHARS).collect(),
-                            }],
+                            rejected: rejections
+                                .into_iter()
+                                .zip(&decoded)
+                                .map(|(rejection, d)| RejectedScene {
+                                    position: index + 1,
+                                    rejection,
+                                    excerpt: d.output.text.trim().chars().take(EXCERPT_CHARS).collect(),
+                                })
+                                .take(1)
+                                .collect(),
                         });
-                        break;
                     }
                 }
             }
-            match failure {
-                None => {
-                    return Ok(Story {
-                        scenes,
-                        model: self.model.clone(),
-                        usage: totals.usage,
-                        seed: attempt_seed,
-                        attempts: attempt,
-                        stats: totals.stats,
-                    });
-                }
-                Some(failure) => last_failure = Some(failure),
+            if !accepted {
+                return Err(Stop::Error(StoryLlmError::UnusableOutput {
+                    attempts: self.max_attempts,
+                    last: failure.unwrap_or(SceneSetError {
+                        wanted: n,
+                        usable: scenes.len(),
+                        rejected: vec![],
+                    }),
+                }));
             }
         }
-        Err(Stop::Error(StoryLlmError::UnusableOutput {
-            attempts: self.max_attempts,
-            last: last_failure.unwrap_or(SceneSetError {
-                wanted: n,
-                usable: 0,
-                rejected: vec![],
-            }),
-        }))
+        Ok(Story {
+            scenes,
+            model: self.model.clone(),
+            usage: totals.usage,
+            seed: self.request.seed,
+            attempts: most_rounds,
+            stats: totals.stats,
+        })
     }
 
-    /// Streams one scene's tokens; its raw output.
-    async fn scene(
+    /// Waits for every candidate of a scene: their raw outputs and tokens, in order.
+    async fn decode_candidates(
         &self,
-        mut rx: mpsc::UnboundedReceiver<WorkerEvent>,
-        attempt: u32,
-        index: usize,
+        rxs: Vec<CandidateEvents>,
         tx: &EventSender,
-    ) -> Result<LlmOutput, Stop> {
+    ) -> Result<Vec<Decoded>, Stop> {
         let deadline = self.request.deadline.map(tokio::time::Instant::from_std);
         let past_deadline = async {
             match deadline {
@@ -300,31 +337,50 @@ impl Driver {
                 None => std::future::pending().await,
             }
         };
-        tokio::pin!(past_deadline);
-        loop {
-            tokio::select! {
-                _ = tx.closed() => return Err(Stop::CallerGone),
-                _ = &mut past_deadline => return Err(Stop::Error(StoryLlmError::DeadlineExceeded)),
-                event = rx.recv() => match event {
-                    Some(WorkerEvent::Token { token_id, text }) => {
-                        let piece = TokenPiece {
-                            attempt,
-                            scene_index: index as u32,
-                            token_id,
-                            text,
-                        };
-                        send(tx, StoryEvent::Token(piece)).await?;
-                    }
-                    Some(WorkerEvent::Done(Ok(output))) => return Ok(output),
-                    Some(WorkerEvent::Done(Err(err))) => return Err(Stop::Error(err.into())),
-                    None => {
-                        return Err(Stop::Error(StoryLlmError::model(
-                            "the model worker stopped before the scene was written",
-                        )));
-                    }
-                },
+        let all = futures::future::try_join_all(rxs.into_iter().map(collect_candidate));
+        tokio::select! {
+            _ = tx.closed() => Err(Stop::CallerGone),
+            _ = past_deadline => Err(Stop::Error(StoryLlmError::DeadlineExceeded)),
+            decoded = all => decoded.map_err(Stop::Error),
+        }
+    }
+}
+
+/// The events of one candidate's decoding.
+type CandidateEvents = mpsc::UnboundedReceiver<WorkerEvent>;
+
+/// A decoded candidate: the worker's output and the tokens it streamed.
+struct Decoded {
+    output: LlmOutput,
+    tokens: Vec<(u32, String)>,
+}
+
+async fn collect_candidate(mut rx: CandidateEvents) -> Result<Decoded, StoryLlmError> {
+    let mut tokens = Vec::new();
+    loop {
+        match rx.recv().await {
+            Some(WorkerEvent::Token { token_id, text }) => tokens.push((token_id, text)),
+            Some(WorkerEvent::Done(Ok(output))) => return Ok(Decoded { output, tokens }),
+            Some(WorkerEvent::Done(Err(err))) => return Err(err.into()),
+            None => {
+                return Err(StoryLlmError::model(
+                    "the model worker stopped before the scene was written",
+                ));
             }
         }
+    }
+}
+
+/// A worker output as a [`Candidate`]: the sentence end its stop string cut is noted.
+fn candidate(output: &LlmOutput) -> Candidate {
+    let stopped_at_sentence_end = match &output.finish_reason {
+        FinishReason::StopString(stop) if SENTENCE_STOPS.contains(&stop.as_str()) => stop.chars().next(),
+        _ => None,
+    };
+    Candidate {
+        raw: output.text.clone(),
+        stopped_at_sentence_end,
+        mean_logprob: output.mean_logprob,
     }
 }
 
@@ -362,6 +418,7 @@ mod tests {
         ModelBackedStoryLlm {
             worker: Arc::new(ModelWorker::scripted(answer)),
             max_attempts: 3,
+            candidates: 1,
         }
     }
 
@@ -373,7 +430,14 @@ mod tests {
 
     #[tokio::test]
     async fn scenes_are_written_one_by_one_and_streamed_in_order() {
-        let llm = service(|job| format!(" The fox reaches place number {} today.", next_number(job)));
+        let llm = service(|job| {
+            match next_number(job).as_str() {
+                "1" => " The fox wakes under an old oak.",
+                "2" => " It runs across the frozen river.",
+                _ => " At night it sleeps in a warm den.",
+            }
+            .to_string()
+        });
         let mut events = llm.generate_stream(request(3, 5)).await.unwrap();
         let mut kinds = vec![];
         let mut finished = None;
@@ -400,9 +464,9 @@ mod tests {
         assert_eq!(
             story.scenes,
             [
-                "The fox reaches place number 1 today.",
-                "The fox reaches place number 2 today.",
-                "The fox reaches place number 3 today."
+                "The fox wakes under an old oak.",
+                "It runs across the frozen river.",
+                "At night it sleeps in a warm den."
             ]
         );
         assert_eq!((story.attempts, story.seed), (1, 5));
@@ -410,23 +474,66 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_repeated_scene_is_regenerated_with_the_next_attempt_seed() {
-        // Attempt 1 repeats its first scene; attempt 2 writes distinct ones.
-        let calls = Arc::new(Mutex::new(0));
-        let seen = calls.clone();
+    async fn a_repeated_scene_gets_another_round_and_the_earlier_scenes_stay() {
+        // Scene 2 first repeats scene 1; its second round, with other seeds, does not.
+        let seeds = Arc::new(Mutex::new(vec![]));
+        let seen = seeds.clone();
         let llm = service(move |job| {
-            let mut calls = seen.lock().unwrap();
-            *calls += 1;
-            if *calls <= 2 {
+            let mut seeds = seen.lock().unwrap();
+            seeds.push(job.sampling.seed);
+            if seeds.len() <= 2 {
                 "The fox runs home.".into()
             } else {
-                format!("The fox swims across river {}.", next_number(job))
+                "Snow falls on the quiet valley.".into()
             }
         });
         let story = llm.generate(request(2, 9)).await.unwrap();
-        assert_eq!(story.attempts, 2);
-        assert_eq!(story.seed, seed::for_attempt(9, 2));
-        assert_eq!(*calls.lock().unwrap(), 4);
+        assert_eq!(
+            story.scenes,
+            ["The fox runs home.", "Snow falls on the quiet valley."]
+        );
+        assert_eq!((story.attempts, story.seed), (2, 9));
+        let seeds = seeds.lock().unwrap();
+        assert_eq!(seeds.len(), 3, "scene 1 is not written again");
+        assert_ne!(seeds[1], seeds[2], "a new round draws new seeds");
+    }
+
+    #[tokio::test]
+    async fn each_scene_is_decoded_as_candidates_and_a_usable_one_is_kept() {
+        // Of each scene's three candidates only the third is usable.
+        let jobs = Arc::new(Mutex::new(vec![]));
+        let seen = jobs.clone();
+        let llm = service(move |job| {
+            let mut jobs = seen.lock().unwrap();
+            jobs.push((next_number(job), job.sampling.seed));
+            let scene: Vec<u64> = jobs
+                .iter()
+                .filter(|(n, _)| *n == next_number(job))
+                .map(|j| j.1)
+                .collect();
+            if scene.len() < 3 {
+                return "Hi".into();
+            }
+            match next_number(job).as_str() {
+                "1" => " The fox wakes under an old oak.".into(),
+                _ => " It runs across the frozen river.".into(),
+            }
+        })
+        .with_candidates(3);
+        let story = llm.generate(request(2, 4)).await.unwrap();
+        assert_eq!(
+            story.scenes,
+            [
+                "The fox wakes under an old oak.",
+                "It runs across the frozen river."
+            ]
+        );
+        assert_eq!(story.attempts, 1);
+        let jobs = jobs.lock().unwrap();
+        assert_eq!(jobs.len(), 6, "three candidates per scene, one round each");
+        let first: std::collections::HashSet<u64> = jobs[..3].iter().map(|j| j.1).collect();
+        assert_eq!(first.len(), 3, "each candidate draws its own seed");
+        assert_eq!(story.usage.generated_tokens, 30, "every candidate's tokens count");
     }
 
     #[tokio::test]

@@ -35,6 +35,18 @@ pub enum Rejection {
     TooShort { words: usize },
     /// Repeats (or nearly repeats) the candidate at 1-based position `of`.
     Duplicate { of: usize },
+    /// More words than a scene may have ([`crate::scoring::MAX_WORDS`]).
+    TooLong { words: usize },
+    /// A "word" of this many letters: words fused together.
+    FusedWord { letters: usize },
+    /// Does not end with sentence punctuation: cut off mid-sentence.
+    Unfinished,
+    /// More sentences than a scene may have ([`crate::scoring::MAX_SENTENCES`]).
+    TooManySentences { sentences: usize },
+    /// Says this phrase twice.
+    RepeatedPhrase { phrase: String },
+    /// Only restates the title.
+    RepeatsTitle,
 }
 
 impl fmt::Display for Rejection {
@@ -45,6 +57,22 @@ impl fmt::Display for Rejection {
                 write!(f, "has {words} word(s), fewer than {MIN_SCENE_WORDS}")
             }
             Rejection::Duplicate { of } => write!(f, "repeats candidate {of}"),
+            Rejection::TooLong { words } => {
+                write!(f, "has {words} words, more than {}", crate::scoring::MAX_WORDS)
+            }
+            Rejection::FusedWord { letters } => write!(
+                f,
+                "has a word of {letters} letters, more than {}",
+                crate::scoring::MAX_WORD_LETTERS
+            ),
+            Rejection::Unfinished => write!(f, "does not end with a sentence end"),
+            Rejection::RepeatedPhrase { phrase } => write!(f, "says {phrase:?} twice"),
+            Rejection::RepeatsTitle => write!(f, "only restates the title"),
+            Rejection::TooManySentences { sentences } => write!(
+                f,
+                "has {sentences} sentences, more than {}",
+                crate::scoring::MAX_SENTENCES
+            ),
         }
     }
 }

@@ -370,7 +370,7 @@ async fn generate_applies_defaults_and_returns_the_story() {
     assert_eq!(request.language, "en");
     assert_eq!(request.sampling.temperature, 0.7);
     assert_eq!(request.sampling.top_p, 0.9);
-    assert_eq!(request.sampling.repetition_penalty, 1.3);
+    assert_eq!(request.sampling.repetition_penalty, 1.0);
     // No job or gRPC deadline: the server's request timeout (600 s by default).
     let deadline = request.deadline.expect("the server timeout sets a deadline");
     assert!(deadline > before + Duration::from_secs(590));

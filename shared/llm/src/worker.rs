@@ -123,6 +123,10 @@ pub struct LlmOutput {
     /// Of `prompt_tokens`, those taken from a cached prefix instead of computed.
     pub reused_prompt_tokens: usize,
     pub generated_tokens: usize,
+    /// Mean natural-log probability of the generated tokens under the model's own
+    /// distribution (0 when none): how sure the model was of this text, to rank
+    /// candidates by.
+    pub mean_logprob: f32,
     pub finish_reason: FinishReason,
     pub queue_time: Duration,
     pub compute_time: Duration,
@@ -268,6 +272,7 @@ impl StageModel for Scripted {
                 prompt_tokens: 10,
                 reused_prompt_tokens: 0,
                 generated_tokens: 5,
+                mean_logprob: -1.0,
                 finish_reason,
                 queue_time: Duration::ZERO,
                 compute_time: Duration::ZERO,
@@ -506,6 +511,7 @@ fn run_batch(
                         prompt_tokens: output.prompt_tokens,
                         reused_prompt_tokens: reused,
                         generated_tokens: output.token_ids.len(),
+                        mean_logprob: mean(&output.token_logprobs),
                         finish_reason: output.finish_reason,
                         queue_time: dequeued.saturating_duration_since(job.enqueued_at),
                         compute_time,
@@ -572,6 +578,15 @@ fn decode(
             (o.output, o.reused_prompt_tokens, cache)
         })
         .collect())
+}
+
+/// The mean of `values`, 0 for none.
+fn mean(values: &[f32]) -> f32 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f32>() / values.len() as f32
+    }
 }
 
 #[cfg(test)]

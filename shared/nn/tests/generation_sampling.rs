@@ -216,3 +216,32 @@ fn invalid_sampling_parameters_name_the_field_and_the_limit() {
     });
     assert!(e.contains("`repetition_penalty` must be > 0"), "{e}");
 }
+
+/// Each output token's log-probability is that of the model's own distribution at its
+/// position (log-softmax of one full forward pass over prompt + output), not of the
+/// penalised or tempered scores the sampler drew from.
+#[test]
+fn token_logprobs_are_the_models_own_log_softmax() {
+    let model = model();
+    let prompt = prompt();
+    let sampling = SamplingParams {
+        repetition_penalty: 1.3,
+        ..SamplingParams::sampled(0.7, 11)
+    };
+    let out = run(
+        &model,
+        &[GenerationRequest::new(prompt.clone(), 12).with_sampling(sampling)],
+    );
+    let tokens = &out[0].token_ids;
+    assert_eq!(out[0].token_logprobs.len(), tokens.len());
+    let all: Vec<i64> = prompt.iter().chain(tokens).map(|&i| i64::from(i)).collect();
+    let input = Tensor::from_slice(&all).view([1, -1]);
+    let logits = model.forward(&input, None, None, None).unwrap();
+    let logprobs = logits.log_softmax(-1, tch::Kind::Float);
+    for (i, (&token, &got)) in tokens.iter().zip(&out[0].token_logprobs).enumerate() {
+        let position = (prompt.len() + i - 1) as i64;
+        let want = logprobs.get(0).get(position).double_value(&[i64::from(token)]) as f32;
+        assert!(got <= 0.0, "token {i}: {got}");
+        assert!((got - want).abs() <= 1e-4, "token {i}: {got} vs {want}");
+    }
+}

@@ -110,6 +110,8 @@ struct Sequence<'r> {
     /// Padding columns before the new prompt tail.
     pad: usize,
     tokens: Vec<u32>,
+    /// [`GenerationOutput::token_logprobs`] so far.
+    logprobs: Vec<f32>,
     sampler: Sampler,
     history: TokenHistory,
     text: IncrementalText,
@@ -128,6 +130,7 @@ impl<'r> Sequence<'r> {
             reused,
             pad: width - (request.prompt_ids.len() - reused),
             tokens: Vec::with_capacity(request.max_new_tokens),
+            logprobs: Vec::with_capacity(request.max_new_tokens),
             sampler: Sampler::new(&request.sampling),
             history,
             text: IncrementalText::new(&request.prompt_ids, &request.stop_strings),
@@ -273,7 +276,11 @@ fn run(
         let mut keep = Vec::with_capacity(rows.len());
         for (row, (&req, row_scores)) in rows.iter().zip(scores.chunks_exact_mut(vocab)).enumerate() {
             let seq = &mut seqs[req];
+            // The sampler rewrites the row in place: keep the model's own scores.
+            let log_normaliser = log_sum_exp(row_scores);
+            let raw = row_scores.to_vec();
             let token = seq.sampler.next_token(row_scores, &seq.history);
+            seq.logprobs.push(raw[token as usize] - log_normaliser);
             seq.push(token, detok)?;
             let finished = seq.finish.is_some();
             let event = TokenEvent {
@@ -329,10 +336,21 @@ fn run(
                 prompt_tokens: s.request.prompt_ids.len(),
                 finish_reason: s.finish.unwrap_or(FinishReason::Length),
                 token_ids: s.tokens,
+                token_logprobs: s.logprobs,
                 text: s.text.into_text(),
             },
             reused: s.reused,
             cache: s.cache,
         })
         .collect())
+}
+
+/// `ln(sum(exp(x)))`, computed stably (the maximum is taken out first).
+fn log_sum_exp(scores: &[f32]) -> f32 {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max;
+    }
+    let sum: f64 = scores.iter().map(|&x| f64::from(x - max).exp()).sum();
+    max + sum.ln() as f32
 }

@@ -195,6 +195,10 @@ pub enum FinishReason {
 pub struct GenerationOutput {
     /// Every generated id, a final stop token included.
     pub token_ids: Vec<u32>,
+    /// The natural log of each generated id's probability under the model's own
+    /// distribution (before repetition penalty, temperature and filtering), one per id of
+    /// `token_ids`: what a caller ranks candidate outputs by.
+    pub token_logprobs: Vec<f32>,
     /// The decoded output (special tokens skipped), ending before a matched stop string.
     pub text: String,
     pub finish_reason: FinishReason,
