@@ -86,9 +86,13 @@ async fn main() -> anyhow::Result<()> {
         Some(rewriter)
     };
 
+    let names: Vec<&str> = titles.iter().map(|t| t.title.as_str()).collect();
+    let title_embeddings = encoder.embed(&names)?;
+    std::fs::create_dir_all(&args.out)?;
     let mut stories = Vec::new();
-    for seed in 1..=args.seeds {
-        for title in &titles {
+    // Title by title, every seed of a title together: a run stopped early has whole titles.
+    for title in &titles {
+        for seed in 1..=args.seeds {
             let request = validate_generate(
                 story_wire::GenerateRequest {
                     title: title.title.clone(),
@@ -117,23 +121,34 @@ async fn main() -> anyhow::Result<()> {
             }
             eprintln!("{}", record.line());
             stories.push(record);
+            // Written after every story: an interrupted run still leaves its table.
+            write_report(&args, &stories, &title_embeddings, &titles)?;
         }
     }
-    let summary = report::Summary::of(&stories, &encoder, &titles)?;
-    std::fs::create_dir_all(&args.out)?;
-    std::fs::write(
-        args.out.join("report.json"),
-        serde_json::to_string_pretty(&(&summary, &stories))?,
-    )?;
-    let table = summary.markdown(args.scenes);
-    std::fs::write(args.out.join("summary.md"), &table)?;
-    println!("{table}");
+    let summary = write_report(&args, &stories, &title_embeddings, &titles)?;
+    println!("{}", summary.markdown(args.scenes));
     if summary.meets_targets() {
         Ok(())
     } else {
         eprintln!("eval: a target is missed (see the table)");
         std::process::exit(1)
     }
+}
+
+/// `report.json` and `summary.md` of the stories so far.
+fn write_report(
+    args: &Args,
+    stories: &[report::StoryRecord],
+    title_embeddings: &[Vec<f32>],
+    titles: &[titles::Title],
+) -> anyhow::Result<report::Summary> {
+    let summary = report::Summary::of(stories, title_embeddings, titles);
+    std::fs::write(
+        args.out.join("report.json"),
+        serde_json::to_string_pretty(&(&summary, stories))?,
+    )?;
+    std::fs::write(args.out.join("summary.md"), summary.markdown(args.scenes))?;
+    Ok(summary)
 }
 
 /// The prompts of a story's scenes, or the rewriter's error.

@@ -184,15 +184,15 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(stories: &[StoryRecord], encoder: &Encoder, titles: &[Title]) -> anyhow::Result<Self> {
+    /// `title_embeddings[i]` is the embedding of `titles[i]`.
+    pub fn of(stories: &[StoryRecord], title_embeddings: &[Vec<f32>], titles: &[Title]) -> Self {
         let names: Vec<&str> = titles.iter().map(|t| t.title.as_str()).collect();
-        let title_embeddings = encoder.embed(&names)?;
         let mut null = Vec::new();
         let mut own = Vec::new();
         for story in stories {
             for scene in &story.scenes {
                 own.push(scene.relevance);
-                for (name, embedding) in names.iter().zip(&title_embeddings) {
+                for (name, embedding) in names.iter().zip(title_embeddings) {
                     if *name != story.title {
                         null.push(relevance::cosine(&scene.embedding, embedding));
                     }
@@ -206,7 +206,7 @@ impl Summary {
             .iter()
             .flat_map(|s| s.elements.iter().map(|e| e.1))
             .collect();
-        Ok(Self {
+        Self {
             stories: stories.len(),
             aborted: stories.iter().filter(|s| s.aborted()).count(),
             usable: stories.iter().filter(|s| s.usable()).count(),
@@ -222,7 +222,7 @@ impl Summary {
             relevance_threshold: THRESHOLD,
             null_relevance: [0.5, 0.95, 0.99].map(|p| percentile_f32(&null, p)),
             own_relevance: [0.05, 0.5].map(|p| percentile_f32(&own, p)),
-        })
+        }
     }
 
     fn share(part: usize, whole: usize) -> f64 {
