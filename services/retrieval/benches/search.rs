@@ -1,20 +1,24 @@
 //! Search latency and index build rate at scale: synthetic captions
-//! (`storyreel_retrieval::synthetic`), BM25 top-100 + embedding re-rank, with and without
-//! the query embedding (MiniLM on its worker thread), p50/p99 and QPS; index build rate in
-//! clips/s without video. Run with `make bench` or
+//! (`storyreel_retrieval::synthetic`); BM25 top-100 alone, the dense top-100 from the HNSW
+//! graph alone, and the hybrid search (both merged, embedding re-rank, fusion) with and
+//! without the query embedding (MiniLM on its worker thread): p50/p99 and QPS; index build
+//! rate in clips/s without video, the HNSW build time, and the graph's recall@100 against
+//! exact search. Run with `make bench` or
 //! `cargo bench -p storyreel-retrieval --bench search`.
 //!
 //! Environment:
 //! - `RETRIEVAL_BENCH_SIZES` (default `10000,100000`): catalog sizes, e.g. add `1000000`;
 //! - `RETRIEVAL_BENCH_QUERIES` (default 300): timed queries per mode;
 //! - `RETRIEVAL_BENCH_THREADS` (default 2): tokio workers and tantivy indexing threads;
+//! - `RETRIEVAL_BENCH_RECALL_QUERIES` (default 20): queries scored exactly for the recall;
 //! - `RETRIEVAL_BENCH_TORCH_THREADS` (default 1): libtorch intra-op threads of the encoder
 //!   worker. One thread for the model and one for tantivy is the "2 threads" set-up; with 2
 //!   intra-op threads on a CPU shared with other processes the query embedding's p99
 //!   grows tenfold (OpenMP stragglers), see services/retrieval/README.md.
 //!
 //! Catalog embeddings are seeded pseudo-random unit vectors (embedding 1M captions with
-//! MiniLM on 2 cores would take hours; the re-rank's cost does not depend on the values).
+//! MiniLM on 2 cores would take hours; the re-rank's cost does not depend on the values;
+//! for the graph, structureless random points are a harder case than caption embeddings).
 //! The MiniLM embedding rate is measured separately, so the build rate with real caption
 //! embeddings follows from the two figures.
 
@@ -26,10 +30,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 use storyreel_retrieval::{
-    catalog::{Boosts, Catalog, CatalogOptions, EmbeddingModel, Filters, schema::ClipRecord},
-    config::{EncoderConfig, SearchConfig},
+    catalog::{Boosts, Catalog, CatalogOptions, EmbeddingModel, Filters, ann::dot, schema::ClipRecord},
+    config::{CatalogConfig, EncoderConfig, SearchConfig},
     encoder::{Embedder, EncoderWorker},
-    search::{RankQuery, Weights, rank, rerank},
+    search::{RankQuery, Weights, dense_candidates, rank, rerank},
     synthetic::{CaptionGenerator, pseudo_embedding, query_keywords},
 };
 
@@ -64,6 +68,7 @@ fn main() {
     let threads: usize = env_or("RETRIEVAL_BENCH_THREADS", 2);
     let queries: usize = env_or("RETRIEVAL_BENCH_QUERIES", 300);
     let torch_threads: usize = env_or("RETRIEVAL_BENCH_TORCH_THREADS", 1);
+    let recall_queries: usize = env_or("RETRIEVAL_BENCH_RECALL_QUERIES", 20);
     let sizes: Vec<usize> = std::env::var("RETRIEVAL_BENCH_SIZES")
         .unwrap_or_else(|_| "10000,100000".into())
         .split(',')
@@ -104,9 +109,11 @@ fn main() {
         bm25: search.bm25_weight,
         embedding: search.embedding_weight,
     };
+    let dense = search.dense();
     let filters = Filters::default();
     let mut rows = Vec::new();
     let mut builds = Vec::new();
+    let mut graphs = Vec::new();
     for &size in &sizes {
         let dir = tempfile::tempdir().unwrap();
         let catalog = Catalog::open(
@@ -119,10 +126,13 @@ fn main() {
                 embedding_dim: DIM,
                 writer_memory_bytes: 256 << 20,
                 writer_threads: threads,
+                ann: CatalogConfig::default().ann(),
             },
         )
         .unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(size as u64);
+        // Kept for the exact search of the recall figure.
+        let mut vectors: Vec<f32> = Vec::with_capacity(size * DIM);
         let t = Instant::now();
         let mut writer = catalog.writer().unwrap();
         for clip in CaptionGenerator::new(1).take(size) {
@@ -139,13 +149,22 @@ fn main() {
                 ingest_time: SystemTime::now(),
                 frame_count: 0,
             };
-            writer.upsert(&record, &pseudo_embedding(&mut rng, DIM)).unwrap();
+            let vector = pseudo_embedding(&mut rng, DIM);
+            writer.upsert(&record, &vector).unwrap();
+            vectors.extend_from_slice(&vector);
         }
         writer.finish().unwrap();
         let build = t.elapsed();
         let stats = catalog.stats().unwrap();
         builds.push((size, build, stats.index_bytes, stats.segment_count));
         eprintln!("built {size} clips in {:.1} s", build.as_secs_f64());
+        let t = Instant::now();
+        catalog.build_dense_index().unwrap();
+        let graph_build = t.elapsed();
+        eprintln!(
+            "built the HNSW graph of {size} clips in {:.1} s",
+            graph_build.as_secs_f64()
+        );
 
         let mut qrng = ChaCha8Rng::seed_from_u64(7);
         let prompts: Vec<String> = CaptionGenerator::new(12345)
@@ -155,7 +174,34 @@ fn main() {
         let keyword_sets: Vec<Vec<String>> = (0..queries).map(|_| query_keywords(&mut qrng)).collect();
         let prompt_vectors: Vec<Vec<f32>> = runtime.block_on(encoder.embed(prompts.clone())).unwrap();
 
-        for mode in ["bm25 only", "bm25 + rerank", "bm25 + rerank + query embedding"] {
+        // The graph's recall@100 against exact search, for the real prompt embeddings.
+        let snapshot = catalog.snapshot();
+        let (mut found, mut wanted) = (0usize, 0usize);
+        for prompt in prompt_vectors.iter().take(recall_queries) {
+            let n = dense.count_for(5);
+            let mut exact: Vec<(usize, f32)> = vectors
+                .chunks_exact(DIM)
+                .enumerate()
+                .map(|(i, v)| (i, dot(v, prompt)))
+                .collect();
+            exact.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1));
+            // Rows are slots: one row per clip, appended in clip order.
+            let exact: std::collections::HashSet<u64> = exact[..n].iter().map(|(i, _)| *i as u64).collect();
+            let got = snapshot.dense(prompt, n, dense.ef_search, &filters).unwrap();
+            found += got.iter().filter(|c| exact.contains(&c.slot)).count();
+            wanted += n;
+        }
+        drop(snapshot);
+        drop(vectors);
+        let recall = found as f64 / wanted.max(1) as f64;
+        graphs.push((size, graph_build, recall));
+
+        for mode in [
+            "bm25 only",
+            "dense only",
+            "hybrid + rerank",
+            "hybrid + rerank + query embedding",
+        ] {
             // warm-up
             for i in 0..20.min(queries) {
                 let snapshot = catalog.snapshot();
@@ -165,6 +211,7 @@ fn main() {
                     filters: &filters,
                     k: 5,
                     candidates: 100,
+                    dense,
                     boosts,
                     weights,
                 };
@@ -175,8 +222,9 @@ fn main() {
             let started = Instant::now();
             for i in 0..queries {
                 let t = Instant::now();
-                let ranking = if mode == "bm25 + rerank + query embedding" {
-                    // As the service does it: BM25 here while the worker embeds the prompt.
+                let considered_now = if mode == "hybrid + rerank + query embedding" {
+                    // As the service does it: BM25 here while the worker embeds the prompt,
+                    // then the dense candidates and the re-rank.
                     let embedding = runtime.spawn({
                         let encoder = encoder.clone();
                         let prompt = prompts[i].clone();
@@ -185,9 +233,18 @@ fn main() {
                     let snapshot = catalog.snapshot();
                     let found = snapshot.bm25(&keyword_sets[i], boosts, &filters, 100).unwrap();
                     let embedded = runtime.block_on(embedding).unwrap().unwrap().remove(0);
-                    rerank(&snapshot, found, Some(&embedded), 5, weights).unwrap()
+                    let near = dense_candidates(&snapshot, Some(&embedded), &filters, 5, dense).unwrap();
+                    rerank(&snapshot, found, near, Some(&embedded), 5, weights)
+                        .unwrap()
+                        .candidates_considered
+                } else if mode == "dense only" {
+                    let snapshot = catalog.snapshot();
+                    dense_candidates(&snapshot, Some(&prompt_vectors[i]), &filters, 5, dense)
+                        .unwrap()
+                        .len() as u32
                 } else {
-                    let prompt_embedding = (mode == "bm25 + rerank").then_some(prompt_vectors[i].as_slice());
+                    let prompt_embedding =
+                        (mode == "hybrid + rerank").then_some(prompt_vectors[i].as_slice());
                     let snapshot = catalog.snapshot();
                     rank(
                         &snapshot,
@@ -197,13 +254,15 @@ fn main() {
                             filters: &filters,
                             k: 5,
                             candidates: 100,
+                            dense,
                             boosts,
                             weights,
                         },
                     )
                     .unwrap()
+                    .candidates_considered
                 };
-                considered += ranking.candidates_considered as u64;
+                considered += considered_now as u64;
                 latencies.push(t.elapsed());
             }
             let total = started.elapsed();
@@ -221,7 +280,11 @@ fn main() {
 
     println!(
         "\nretrieval search benchmark: {threads} tokio/tantivy threads, {torch_threads} libtorch thread(s), \
-         {queries} queries per row, k=5, BM25 top-100"
+         {queries} queries per row, k=5, BM25 top-100, dense top-{} (HNSW M={}, ef_construction={}, ef_search={})",
+        dense.count_for(5),
+        CatalogConfig::default().ann_connections,
+        CatalogConfig::default().ann_ef_construction,
+        dense.ef_search
     );
     println!("\n| clips | mode | p50 ms | p99 ms | QPS (1 client) | mean candidates |");
     println!("|---:|---|---:|---:|---:|---:|");
@@ -246,6 +309,18 @@ fn main() {
             build.as_secs_f64(),
             *size as f64 / build.as_secs_f64(),
             *bytes as f64 / (1 << 20) as f64
+        );
+    }
+    println!(
+        "\n| clips | HNSW build (pseudo embeddings) | points/s | dense recall@{} vs exact ({recall_queries} prompts) |",
+        dense.count_for(5)
+    );
+    println!("|---:|---:|---:|---:|");
+    for (size, build, recall) in &graphs {
+        println!(
+            "| {size} | {:.1} s | {:.0} | {recall:.3} |",
+            build.as_secs_f64(),
+            *size as f64 / build.as_secs_f64()
         );
     }
     println!("\nMiniLM caption embedding on the worker (batch 32): {embed_rate:.0} captions/s");

@@ -17,6 +17,8 @@ use storyreel_runtime::{
 use storyreel_stage::serve::StageConfig;
 use storyreel_tensors::StoreConfig;
 
+use crate::catalog::ann::AnnParams;
+
 pub const DEFAULT_MODEL_DIR: &str = "${STORYREEL_CACHE}/models/all-minilm-l6-v2";
 pub const DEFAULT_CATALOG_DIR: &str = "${STORYREEL_CACHE}/catalog";
 
@@ -51,6 +53,12 @@ pub struct CatalogConfig {
     pub writer_memory_mb: usize,
     /// tantivy indexing threads, 1-16.
     pub writer_threads: usize,
+    /// Neighbours per point and layer of the HNSW graph of caption embeddings (HNSW's M),
+    /// 4-64. More: better recall, slower build, more memory.
+    pub ann_connections: usize,
+    /// Candidates explored per insertion into the graph (efConstruction), 16-2048 and at
+    /// least `ann_connections`. More: a better graph, slower build.
+    pub ann_ef_construction: usize,
 }
 
 impl Default for CatalogConfig {
@@ -60,6 +68,8 @@ impl Default for CatalogConfig {
             media_root: PathBuf::new(),
             writer_memory_mb: 64,
             writer_threads: 1,
+            ann_connections: AnnParams::default().connections,
+            ann_ef_construction: AnnParams::default().ef_construction,
         }
     }
 }
@@ -113,8 +123,15 @@ pub struct SearchConfig {
     pub embedding_weight: f32,
     /// Server default of `k`, 1-50.
     pub default_k: u32,
-    /// Server default of `candidates`, 1-1000.
+    /// Server default of `candidates` (BM25), 1-1000.
     pub default_candidates: u32,
+    /// Clips nearest to the prompt embedding (from the HNSW graph) merged with the BM25
+    /// candidates, 0-1000 (at least `k` are used; 0: BM25 candidates only, and a query
+    /// that no caption matches lexically returns nothing).
+    pub dense_candidates: u32,
+    /// Candidate list of the graph search (HNSW's ef), 16-4096; at least
+    /// `dense_candidates` is used. More: better recall, slower search.
+    pub ef_search: u32,
     /// Server defaults of `FrameSpec`.
     pub default_frame_width: u32,
     pub default_frame_height: u32,
@@ -137,6 +154,8 @@ impl Default for SearchConfig {
             embedding_weight: 0.7,
             default_k: 5,
             default_candidates: 100,
+            dense_candidates: 100,
+            ef_search: 128,
             default_frame_width: 512,
             default_frame_height: 512,
             default_frame_count: 16,
@@ -203,7 +222,14 @@ impl Validate for CatalogConfig {
             ));
         }
         check_range("writer_memory_mb", self.writer_memory_mb, 15, 4096)?;
-        check_range("writer_threads", self.writer_threads, 1, 16)
+        check_range("writer_threads", self.writer_threads, 1, 16)?;
+        check_range("ann_connections", self.ann_connections, 4, 64)?;
+        check_range(
+            "ann_ef_construction",
+            self.ann_ef_construction,
+            self.ann_connections.max(16),
+            2048,
+        )
     }
 }
 
@@ -247,6 +273,13 @@ impl Validate for SearchConfig {
             self.default_k,
             crate::validation::CANDIDATES_MAX,
         )?;
+        check_range(
+            "dense_candidates",
+            self.dense_candidates,
+            0,
+            crate::validation::CANDIDATES_MAX,
+        )?;
+        check_range("ef_search", self.ef_search, 16, 4096)?;
         for (field, value) in [
             ("default_frame_width", self.default_frame_width),
             ("default_frame_height", self.default_frame_height),
@@ -260,6 +293,26 @@ impl Validate for SearchConfig {
             crate::validation::FRAME_COUNT_MAX,
         )?;
         check_range("max_concurrent", self.max_concurrent, 1, 4096)
+    }
+}
+
+impl CatalogConfig {
+    /// The HNSW graph's construction parameters.
+    pub fn ann(&self) -> AnnParams {
+        AnnParams {
+            connections: self.ann_connections,
+            ef_construction: self.ann_ef_construction,
+        }
+    }
+}
+
+impl SearchConfig {
+    /// The dense candidates' parameters.
+    pub fn dense(&self) -> crate::search::DenseParams {
+        crate::search::DenseParams {
+            candidates: self.dense_candidates as usize,
+            ef_search: self.ef_search as usize,
+        }
     }
 }
 
@@ -332,6 +385,39 @@ mod tests {
         assert_eq!(err.field, "catalog.media_root");
         assert!(err.message.contains("file-system root"), "{err}");
         config.catalog.media_root = "/srv/media".into();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn dense_search_limits_are_named() {
+        let mut config = RetrievalConfig::default();
+        config.search.dense_candidates = 1001;
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.field, "search.dense_candidates");
+        assert!(err.message.contains("1000"), "{err}");
+
+        let mut config = RetrievalConfig::default();
+        config.search.ef_search = 8;
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.field, "search.ef_search");
+        assert!(err.message.contains("16"), "{err}");
+
+        let mut config = RetrievalConfig::default();
+        config.catalog.ann_connections = 100;
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.field, "catalog.ann_connections");
+        assert!(err.message.contains("64"), "{err}");
+
+        let mut config = RetrievalConfig::default();
+        config.catalog.ann_ef_construction = 8;
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "catalog.ann_ef_construction"
+        );
+
+        // 0 turns dense candidates off.
+        let mut config = RetrievalConfig::default();
+        config.search.dense_candidates = 0;
         config.validate().unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! - [`catalog`]: the clip catalog on disk (tantivy index + memory-mapped embeddings);
 //! - [`ingest`]: clips -> probed (ffprobe), sampled (ffmpeg), embedded, indexed;
-//! - [`search`]: BM25 candidates, embedding re-rank, weighted fusion;
+//! - [`search`]: BM25 and dense (HNSW) candidates, embedding re-rank, weighted fusion;
 //! - [`frames`]: stored frames -> the u8 (F, 3, H, W) reference tensor;
 //! - [`media`]: ffprobe and ffmpeg as child processes with a timeout;
 //! - [`media_root`]: a clip's `video_uri` confined to the media root;
@@ -59,6 +59,7 @@ pub fn open_catalog(config: &RetrievalConfig) -> Result<(Arc<Catalog>, Arc<dyn E
             embedding_dim: encoder.dimension(),
             writer_memory_bytes: config.catalog.writer_memory_mb << 20,
             writer_threads: config.catalog.writer_threads,
+            ann: config.catalog.ann(),
         },
     )?;
     Ok((catalog, Arc::new(encoder)))
@@ -76,6 +77,10 @@ pub async fn start_service_on(
     store: Arc<dyn storyreel_tensors::TensorStore>,
 ) -> Result<Arc<CatalogRetrieval>, RetrievalError> {
     let (catalog, encoder) = open_catalog(config)?;
+    // The HNSW graph is built before serving, so the first searches do not pay for it
+    // (`storyreel-ingest`, which never searches, leaves it unbuilt).
+    let building = catalog.clone();
+    ingest::blocking(move || building.build_dense_index()).await?;
     Ok(Arc::new(CatalogRetrieval::new(
         catalog,
         encoder,

@@ -188,8 +188,12 @@ impl Retrieval for CatalogRetrieval {
         let (snapshot, found) = bm25?;
         let prompt_embedding = prompt_embedding?;
         let k = request.k as usize;
+        let (dense_params, filters) = (self.search.dense(), request.filters.clone());
+        // The dense candidates need the prompt embedding, so they follow it.
         let ranking = ingest::blocking(move || {
-            search::rerank(&snapshot, found, prompt_embedding.as_deref(), k, weights)
+            let prompt = prompt_embedding.as_deref();
+            let dense = search::dense_candidates(&snapshot, prompt, &filters, k, dense_params)?;
+            search::rerank(&snapshot, found, dense, prompt, k, weights)
         })
         .await?;
 

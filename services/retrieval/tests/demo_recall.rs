@@ -187,6 +187,7 @@ async fn recall_at_5_is_one_on_the_demo_catalog() {
                 filters: &filters,
                 k: 5,
                 candidates: 100,
+                dense: defaults.dense(),
                 boosts: Boosts {
                     caption: defaults.caption_boost,
                     tags: defaults.tags_boost,

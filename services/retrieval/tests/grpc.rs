@@ -154,7 +154,11 @@ async fn ingest_search_and_frames_over_grpc() {
     assert_eq!(response.hits[0].clip_id, "fractal");
     assert_eq!(response.hits[0].rank, 1);
     assert!(response.hits[0].embedding_score > 0.3, "{:?}", response.hits[0]);
-    assert_eq!(response.candidates_considered, 1);
+    // The BM25 match and, found by the prompt alone, the catalog's other clip.
+    assert_eq!(response.candidates_considered, 2);
+    assert_eq!(response.hits.len(), 2);
+    assert_eq!(response.hits[1].bm25_score, 0.0);
+    assert!(response.hits[1].embedding_score < response.hits[0].embedding_score);
     assert_eq!(response.model.as_ref().unwrap().name, "all-minilm-l6-v2");
     assert_eq!(response.frame_times_s.len(), 3);
     assert!(!response.stats.as_ref().unwrap().cache_hit);

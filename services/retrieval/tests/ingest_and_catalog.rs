@@ -27,6 +27,7 @@ fn query<'a>(keywords: &'a [String], filters: &'a Filters) -> RankQuery<'a> {
         filters,
         k: 5,
         candidates: 100,
+        dense: storyreel_retrieval::config::SearchConfig::default().dense(),
         boosts: Boosts {
             caption: 1.0,
             tags: 1.5,
@@ -320,6 +321,7 @@ fn one_writer_at_a_time_and_a_catalog_keeps_its_encoder() {
         embedding_dim: 4,
         writer_memory_bytes: 20 << 20,
         writer_threads: 1,
+        ann: Default::default(),
     };
     let a = Catalog::open(dir.path(), options("aaaa")).unwrap();
     let b = Catalog::open(dir.path(), options("aaaa")).unwrap();

@@ -81,6 +81,7 @@ async fn health_follows_the_encoder() {
             embedding_dim: 4,
             writer_memory_bytes: 20 << 20,
             writer_threads: 1,
+            ann: Default::default(),
         },
     )
     .unwrap();

@@ -72,6 +72,7 @@ async fn the_prompt_embedding_overturns_a_wrong_bm25_order() {
         filters: &filters,
         k: 5,
         candidates: 100,
+        dense: defaults.dense(),
         boosts: Boosts {
             caption: defaults.caption_boost,
             tags: defaults.tags_boost,

@@ -4,6 +4,7 @@
 //! <dir>/catalog.json     format, embedding model and dimension (checked at open)
 //! <dir>/index/           tantivy index (schema in [`schema`])
 //! <dir>/embeddings.f32   caption embeddings, memory-mapped ([`embeddings`])
+//!                        (in memory: their HNSW graph, [`ann`] and [`dense`])
 //! <dir>/frames/<id>/     sampled frames of each clip ([`crate::frames`])
 //! ```
 //!
@@ -13,10 +14,14 @@
 //! lock, so one process writes at a time; the service takes the writer for the length of
 //! an Ingest batch only, so `storyreel-ingest` can add clips between batches.
 
+pub mod ann;
+pub mod dense;
 pub mod embeddings;
 pub mod schema;
 
 use crate::error::RetrievalError;
+use ann::AnnParams;
+use dense::{DenseCandidate, DenseIndex, LiveSlots};
 use embeddings::{EmbeddingAppender, EmbeddingStore};
 use memmap2::Mmap;
 use schema::{ClipRecord, Fields};
@@ -32,7 +37,7 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
     collector::TopDocs,
     directory::MmapDirectory,
-    query::{BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery},
+    query::{BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, Query, RangeQuery, TermQuery},
     schema::IndexRecordOption,
     tokenizer::{TextAnalyzer, TokenStream},
 };
@@ -61,6 +66,8 @@ pub struct CatalogOptions {
     pub embedding_dim: usize,
     pub writer_memory_bytes: usize,
     pub writer_threads: usize,
+    /// The HNSW graph's construction parameters.
+    pub ann: AnnParams,
 }
 
 /// Catalog filters (SearchFilters); `None` and empty do not filter.
@@ -106,6 +113,7 @@ pub struct Catalog {
     fields: Fields,
     analyzer: TextAnalyzer,
     embeddings: EmbeddingStore,
+    dense: DenseIndex,
     options: CatalogOptions,
 }
 
@@ -140,8 +148,23 @@ impl Catalog {
             fields,
             analyzer,
             embeddings,
+            dense: DenseIndex::new(options.ann),
             options,
         }))
+    }
+
+    /// Builds the HNSW graph of the visible clips now (on all cores) rather than at the
+    /// first search with a prompt; from then on each commit of this process extends it.
+    /// The service does this at start; `storyreel-ingest`, which never searches, does not.
+    pub fn build_dense_index(&self) -> Result<(), RetrievalError> {
+        self.dense
+            .sync(&self.reader.searcher(), &self.embeddings)
+            .map(drop)
+    }
+
+    /// Points in the HNSW graph (replaced clips' old slots included).
+    pub fn dense_points(&self) -> usize {
+        self.dense.ann().len()
     }
 
     pub fn dir(&self) -> &Path {
@@ -250,6 +273,17 @@ impl Catalog {
 
     /// `text` restricted by `filters`; the filters score 0, so scores stay BM25.
     fn filtered(&self, text: Box<dyn Query>, filters: &Filters) -> Box<dyn Query> {
+        match self.filter_query(filters) {
+            None => text,
+            Some(filter) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, text),
+                (Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))),
+            ])),
+        }
+    }
+
+    /// The clips that pass `filters` (every clause a MUST); `None` when nothing filters.
+    fn filter_query(&self, filters: &Filters) -> Option<Box<dyn Query>> {
         let f = &self.fields;
         let mut must: Vec<Box<dyn Query>> = Vec::new();
         let range = |field, min: Option<f64>, max: Option<f64>| -> Option<Box<dyn Query>> {
@@ -279,17 +313,11 @@ impl Catalog {
                 .collect();
             must.push(Box::new(BooleanQuery::new(any)));
         }
-        if must.is_empty() {
-            return text;
-        }
-        let mut clauses = vec![(Occur::Must, text)];
-        for q in must {
-            clauses.push((
-                Occur::Must,
-                Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>,
-            ));
-        }
-        Box::new(BooleanQuery::new(clauses))
+        (!must.is_empty()).then(|| {
+            Box::new(BooleanQuery::new(
+                must.into_iter().map(|q| (Occur::Must, q)).collect(),
+            )) as Box<dyn Query>
+        })
     }
 }
 
@@ -344,6 +372,104 @@ impl Snapshot {
             });
         }
         Ok(out)
+    }
+
+    /// Up to `n` visible clips within `filters` nearest to the unit vector `query`, best
+    /// first (see [`dense`]); `ef` is the graph search's candidate list.
+    pub fn dense(
+        &self,
+        query: &[f32],
+        n: usize,
+        ef: usize,
+        filters: &Filters,
+    ) -> Result<Vec<DenseCandidate>, RetrievalError> {
+        let catalog = &self.catalog;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let live = catalog.dense.sync(&self.searcher, &catalog.embeddings)?;
+        let filter = catalog.filter_query(filters);
+        // Headroom for old slots of replaced clips, and more when a filter drops clips.
+        let mut fetch = match filter {
+            None => n + n / 4 + 16,
+            Some(_) => (4 * n).max(256),
+        };
+        loop {
+            let (mut found, exhausted) = catalog.dense.nearest_visible(&live, query, fetch, ef);
+            if let Some(filter) = &filter {
+                found = self.passing(filter.as_ref(), found)?;
+            }
+            if found.len() >= n || exhausted {
+                found.truncate(n);
+                return Ok(found);
+            }
+            if fetch >= dense::WIDEST_SEARCH {
+                return self.exact_dense(&live, query, n, filter.as_deref());
+            }
+            fetch = (fetch * 4).min(dense::WIDEST_SEARCH);
+        }
+    }
+
+    /// Every visible clip within `filter` scored exactly: the `n` nearest.
+    fn exact_dense(
+        &self,
+        live: &LiveSlots,
+        query: &[f32],
+        n: usize,
+        filter: Option<&dyn Query>,
+    ) -> Result<Vec<DenseCandidate>, RetrievalError> {
+        let pool: Vec<(u64, DocAddress)> = match filter {
+            None => live.iter().collect(),
+            Some(filter) => {
+                let all = live
+                    .iter()
+                    .map(|(slot, address)| DenseCandidate {
+                        slot,
+                        address,
+                        cosine: 0.0,
+                    })
+                    .collect();
+                self.passing(filter, all)?
+                    .into_iter()
+                    .map(|c| (c.slot, c.address))
+                    .collect()
+            }
+        };
+        dense::exact_nearest(&self.catalog.embeddings, pool.into_iter(), query, n)
+    }
+
+    /// The candidates that `filter` matches, in their given order.
+    fn passing(
+        &self,
+        filter: &dyn Query,
+        candidates: Vec<DenseCandidate>,
+    ) -> Result<Vec<DenseCandidate>, RetrievalError> {
+        let catalog = &self.catalog;
+        let weight = filter
+            .weight(EnableScoring::disabled_from_searcher(&self.searcher))
+            .map_err(|e| catalog.index_err(e))?;
+        // Doc ids ascending per segment: each segment's matches are walked forward once.
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        order.sort_by_key(|&i| candidates[i].address);
+        let mut keep = vec![false; candidates.len()];
+        let mut segment = None;
+        let mut scorer = None;
+        for i in order {
+            let address = candidates[i].address;
+            if segment != Some(address.segment_ord) {
+                let reader = self.searcher.segment_reader(address.segment_ord);
+                scorer = Some(weight.scorer(reader, 1.0).map_err(|e| catalog.index_err(e))?);
+                segment = Some(address.segment_ord);
+            }
+            let Some(matches) = scorer.as_mut() else { continue };
+            // `seek` may only move forward; a scorer already past the doc does not match it.
+            keep[i] = matches.doc() <= address.doc_id && matches.seek(address.doc_id) == address.doc_id;
+        }
+        Ok(candidates
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(c, keep)| keep.then_some(c))
+            .collect())
     }
 
     /// The embedding rows, remapped when a candidate's slot is newer than the mapping.
@@ -404,7 +530,12 @@ impl CatalogWriter {
         self.appender.sync()?;
         self.writer.commit().map_err(|e| self.catalog.index_err(e))?;
         self.pending = 0;
-        self.catalog.reload()
+        self.catalog.reload()?;
+        // The writer's batch pays for extending the graph, not the next search.
+        if self.catalog.dense.is_built() {
+            self.catalog.build_dense_index()?;
+        }
+        Ok(())
     }
 
     /// Commits and waits for tantivy's merges, releasing the lock.

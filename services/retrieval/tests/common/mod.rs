@@ -47,6 +47,7 @@ pub fn open_catalog(dir: &Path, encoder: &Arc<dyn Embedder>) -> Arc<Catalog> {
             embedding_dim: encoder.dimension(),
             writer_memory_bytes: 20 << 20,
             writer_threads: 1,
+            ann: Default::default(),
         },
     )
     .expect("the catalog opens")
