@@ -2,7 +2,7 @@
 //! (`storyreel_retrieval::synthetic`); BM25 top-100 alone, the dense top-100 from the HNSW
 //! graph alone, and the hybrid search (both merged, embedding re-rank, fusion) with and
 //! without the query embedding (MiniLM on its worker thread): p50/p99 and QPS; index build
-//! rate in clips/s without video, the HNSW build time, and the graph's recall@100 against
+//! rate in clips/s without video, the HNSW build time, and the graph's recall against
 //! exact search. Run with `make bench` or
 //! `cargo bench -p storyreel-retrieval --bench search`.
 //!
@@ -11,6 +11,8 @@
 //! - `RETRIEVAL_BENCH_QUERIES` (default 300): timed queries per mode;
 //! - `RETRIEVAL_BENCH_THREADS` (default 2): tokio workers and tantivy indexing threads;
 //! - `RETRIEVAL_BENCH_RECALL_QUERIES` (default 20): queries scored exactly for the recall;
+//! - `RETRIEVAL_BENCH_REAL_CLIPS` (default 5000; 0: off): synthetic captions embedded by
+//!   MiniLM for the graph's recall on real embeddings (random points are a worst case);
 //! - `RETRIEVAL_BENCH_TORCH_THREADS` (default 1): libtorch intra-op threads of the encoder
 //!   worker. One thread for the model and one for tantivy is the "2 threads" set-up; with 2
 //!   intra-op threads on a CPU shared with other processes the query embedding's p99
@@ -49,6 +51,18 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
+}
+
+/// The process's anonymous resident memory (Linux `RssAnon`: not the mapped files); 0
+/// where it cannot be read.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("RssAnon:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -158,9 +172,11 @@ fn main() {
         let stats = catalog.stats().unwrap();
         builds.push((size, build, stats.index_bytes, stats.segment_count));
         eprintln!("built {size} clips in {:.1} s", build.as_secs_f64());
+        let rss_before = resident_bytes();
         let t = Instant::now();
         catalog.build_dense_index().unwrap();
         let graph_build = t.elapsed();
+        let graph_bytes = resident_bytes().saturating_sub(rss_before);
         eprintln!(
             "built the HNSW graph of {size} clips in {:.1} s",
             graph_build.as_secs_f64()
@@ -174,27 +190,31 @@ fn main() {
         let keyword_sets: Vec<Vec<String>> = (0..queries).map(|_| query_keywords(&mut qrng)).collect();
         let prompt_vectors: Vec<Vec<f32>> = runtime.block_on(encoder.embed(prompts.clone())).unwrap();
 
-        // The graph's recall@100 against exact search, for the real prompt embeddings.
+        // The graph's recall against exact search, for random unit queries: drawn like the
+        // catalog's vectors (a MiniLM prompt is nearly orthogonal to every random vector,
+        // so its exact top list is noise).
         let snapshot = catalog.snapshot();
         let (mut found, mut wanted) = (0usize, 0usize);
-        for prompt in prompt_vectors.iter().take(recall_queries) {
+        let mut recall_rng = ChaCha8Rng::seed_from_u64(99);
+        for _ in 0..recall_queries {
+            let query = pseudo_embedding(&mut recall_rng, DIM);
             let n = dense.count_for(5);
             let mut exact: Vec<(usize, f32)> = vectors
                 .chunks_exact(DIM)
                 .enumerate()
-                .map(|(i, v)| (i, dot(v, prompt)))
+                .map(|(i, v)| (i, dot(v, &query)))
                 .collect();
             exact.select_nth_unstable_by(n - 1, |a, b| b.1.total_cmp(&a.1));
             // Rows are slots: one row per clip, appended in clip order.
             let exact: std::collections::HashSet<u64> = exact[..n].iter().map(|(i, _)| *i as u64).collect();
-            let got = snapshot.dense(prompt, n, dense.ef_search, &filters).unwrap();
+            let got = snapshot.dense(&query, n, dense.ef_search, &filters).unwrap();
             found += got.iter().filter(|c| exact.contains(&c.slot)).count();
             wanted += n;
         }
         drop(snapshot);
         drop(vectors);
         let recall = found as f64 / wanted.max(1) as f64;
-        graphs.push((size, graph_build, recall));
+        graphs.push((size, graph_build, recall, graph_bytes));
 
         for mode in [
             "bm25 only",
@@ -312,16 +332,98 @@ fn main() {
         );
     }
     println!(
-        "\n| clips | HNSW build (pseudo embeddings) | points/s | dense recall@{} vs exact ({recall_queries} prompts) |",
+        "\n| clips | HNSW build (pseudo embeddings) | points/s | resident memory added | dense recall@{} vs exact ({recall_queries} random queries) |",
         dense.count_for(5)
     );
-    println!("|---:|---:|---:|---:|");
-    for (size, build, recall) in &graphs {
+    println!("|---:|---:|---:|---:|---:|");
+    for (size, build, recall, bytes) in &graphs {
         println!(
-            "| {size} | {:.1} s | {:.0} | {recall:.3} |",
+            "| {size} | {:.1} s | {:.0} | {:.0} MiB | {recall:.3} |",
             build.as_secs_f64(),
-            *size as f64 / build.as_secs_f64()
+            *size as f64 / build.as_secs_f64(),
+            *bytes as f64 / (1 << 20) as f64
         );
     }
     println!("\nMiniLM caption embedding on the worker (batch 32): {embed_rate:.0} captions/s");
+
+    let real: usize = env_or("RETRIEVAL_BENCH_REAL_CLIPS", 5000);
+    if real > 0 {
+        let recall = real_recall(&runtime, &encoder, real, recall_queries.max(50), dense, threads);
+        println!(
+            "\nHNSW recall@{} vs exact on {real} synthetic captions embedded by MiniLM, MiniLM prompts: {recall:.3}",
+            dense.count_for(5)
+        );
+    }
+}
+
+/// The graph's recall on real caption embeddings: `size` synthetic captions embedded by
+/// MiniLM, queried with MiniLM embeddings of other synthetic captions.
+fn real_recall(
+    runtime: &tokio::runtime::Runtime,
+    encoder: &Arc<dyn Embedder>,
+    size: usize,
+    queries: usize,
+    dense: storyreel_retrieval::search::DenseParams,
+    threads: usize,
+) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = Catalog::open(
+        dir.path(),
+        CatalogOptions {
+            embedding_model: encoder.model().clone(),
+            embedding_dim: DIM,
+            writer_memory_bytes: 64 << 20,
+            writer_threads: threads,
+            ann: CatalogConfig::default().ann(),
+        },
+    )
+    .unwrap();
+    let clips: Vec<_> = CaptionGenerator::new(5).take(size).collect();
+    let t = Instant::now();
+    let vectors = runtime
+        .block_on(encoder.embed(clips.iter().map(|c| c.caption.clone()).collect()))
+        .unwrap();
+    eprintln!("embedded {size} captions in {:.1} s", t.elapsed().as_secs_f64());
+    let mut writer = catalog.writer().unwrap();
+    for (clip, vector) in clips.into_iter().zip(&vectors) {
+        let record = ClipRecord {
+            clip_id: clip.clip_id,
+            caption: clip.caption,
+            tags: clip.tags,
+            duration_s: 2.5,
+            fps: 24.0,
+            width: 640,
+            height: 360,
+            licence: "CC0-1.0".into(),
+            source_uri: String::new(),
+            ingest_time: SystemTime::now(),
+            frame_count: 0,
+        };
+        writer.upsert(&record, vector).unwrap();
+    }
+    writer.finish().unwrap();
+    catalog.build_dense_index().unwrap();
+    let prompts: Vec<String> = CaptionGenerator::new(777)
+        .take(queries)
+        .map(|c| c.caption)
+        .collect();
+    let prompts = runtime.block_on(encoder.embed(prompts)).unwrap();
+    let snapshot = catalog.snapshot();
+    let n = dense.count_for(5);
+    let (mut found, mut wanted) = (0usize, 0usize);
+    for prompt in &prompts {
+        let mut exact: Vec<(u64, f32)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, dot(v, prompt)))
+            .collect();
+        exact.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let exact: std::collections::HashSet<u64> = exact[..n].iter().map(|(i, _)| *i).collect();
+        let got = snapshot
+            .dense(prompt, n, dense.ef_search, &Filters::default())
+            .unwrap();
+        found += got.iter().filter(|c| exact.contains(&c.slot)).count();
+        wanted += n;
+    }
+    found as f64 / wanted.max(1) as f64
 }

@@ -154,7 +154,7 @@ impl Default for SearchConfig {
             embedding_weight: 0.7,
             default_k: 5,
             default_candidates: 100,
-            dense_candidates: 100,
+            dense_candidates: 32,
             ef_search: 128,
             default_frame_width: 512,
             default_frame_height: 512,

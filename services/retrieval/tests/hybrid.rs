@@ -211,7 +211,8 @@ async fn dense_and_bm25_candidates_are_merged_once() {
     let f = fixture().await;
     let prompt = f.embed("a diver swimming with fish in the sea").await;
     let ranking = search(&f.catalog, &["fish", "sea"], &prompt, 10, &Filters::default());
-    // Every clip is a dense candidate (100 >= 10 clips) and two are BM25 ones too.
+    // Every clip is a dense candidate (`dense_candidates` >= 10 clips) and two are BM25
+    // ones too.
     assert_eq!(ranking.candidates_considered as usize, CLIPS.len());
     let mut seen = ids(&ranking);
     assert_eq!(seen.len(), CLIPS.len());

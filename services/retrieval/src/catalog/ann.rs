@@ -28,7 +28,7 @@ impl Default for AnnParams {
     fn default() -> Self {
         AnnParams {
             connections: 16,
-            ef_construction: 200,
+            ef_construction: 100,
         }
     }
 }

@@ -8,9 +8,9 @@
 //! has reached, rows being flushed before commits). So clips ingested by this process
 //! (extended at its commit) or by another one (`storyreel-ingest`, extended when the
 //! reader picks up its commit) are found; a replaced or deleted clip's old slot has no
-//! document in the view and is dropped from results. Nothing is persisted: the graph is
-//! rebuilt from `embeddings.f32` when the catalog is opened (see the README's benchmark
-//! for the build time at 1M clips).
+//! document in the view and is dropped from results. Nothing is persisted: the service
+//! builds the graph from `embeddings.f32` before serving ([`super::Catalog::build_dense_index`];
+//! the README's benchmark has the build times).
 //!
 //! Filters apply to dense candidates as to BM25 ones (the same tantivy filter query).
 //! The graph is searched for more points than asked, to leave room for dropped slots and

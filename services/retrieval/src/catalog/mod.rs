@@ -16,6 +16,8 @@
 
 pub mod ann;
 pub mod dense;
+#[cfg(test)]
+mod dense_tests;
 pub mod embeddings;
 pub mod schema;
 
@@ -420,22 +422,34 @@ impl Snapshot {
     ) -> Result<Vec<DenseCandidate>, RetrievalError> {
         let pool: Vec<(u64, DocAddress)> = match filter {
             None => live.iter().collect(),
-            Some(filter) => {
-                let all = live
-                    .iter()
-                    .map(|(slot, address)| DenseCandidate {
-                        slot,
-                        address,
-                        cosine: 0.0,
-                    })
-                    .collect();
-                self.passing(filter, all)?
-                    .into_iter()
-                    .map(|c| (c.slot, c.address))
-                    .collect()
-            }
+            Some(filter) => self.matching(filter)?,
         };
         dense::exact_nearest(&self.catalog.embeddings, pool.into_iter(), query, n)
+    }
+
+    /// The visible clips that `filter` matches, as (slot, document): one walk of the
+    /// filter's matches per segment.
+    fn matching(&self, filter: &dyn Query) -> Result<Vec<(u64, DocAddress)>, RetrievalError> {
+        let catalog = &self.catalog;
+        let index_err = |e| catalog.index_err(e);
+        let weight = filter
+            .weight(EnableScoring::disabled_from_searcher(&self.searcher))
+            .map_err(index_err)?;
+        let mut out = Vec::new();
+        for (segment_ord, reader) in self.searcher.segment_readers().iter().enumerate() {
+            let slots = reader.fast_fields().u64(schema::SLOT).map_err(index_err)?;
+            let mut matches = weight.scorer(reader, 1.0).map_err(index_err)?;
+            let mut doc = matches.doc();
+            while doc != tantivy::TERMINATED {
+                if !reader.is_deleted(doc)
+                    && let Some(slot) = slots.first(doc)
+                {
+                    out.push((slot, DocAddress::new(segment_ord as u32, doc)));
+                }
+                doc = matches.advance();
+            }
+        }
+        Ok(out)
     }
 
     /// The candidates that `filter` matches, in their given order.
