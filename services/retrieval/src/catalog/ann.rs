@@ -24,6 +24,20 @@ pub struct AnnParams {
     pub ef_construction: usize,
 }
 
+impl AnnParams {
+    /// Limits of the graph library (hnsw_rs ends the process above 256 connections), for
+    /// options that did not come through the validated config.
+    pub fn check(&self) -> Result<(), String> {
+        if !(2..=256).contains(&self.connections) {
+            return Err(format!("ANN connections must be 2-256, got {}", self.connections));
+        }
+        if self.ef_construction == 0 {
+            return Err("ANN ef_construction must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for AnnParams {
     fn default() -> Self {
         AnnParams {
@@ -161,6 +175,16 @@ mod tests {
             let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             assert!((dot(&a, &b) - plain).abs() < 1e-4, "{len}");
         }
+    }
+
+    #[test]
+    fn params_beyond_the_library_limits_are_refused() {
+        AnnParams::default().check().unwrap();
+        let wide = AnnParams {
+            connections: 300,
+            ..AnnParams::default()
+        };
+        assert!(wide.check().unwrap_err().contains("2-256"));
     }
 
     #[test]

@@ -124,6 +124,10 @@ impl Catalog {
     /// made with another embedding model or dimension is refused (its vectors would not
     /// be comparable with the queries').
     pub fn open(dir: &Path, options: CatalogOptions) -> Result<Arc<Self>, RetrievalError> {
+        options.ann.check().map_err(|message| RetrievalError::Catalog {
+            dir: dir.to_path_buf(),
+            message,
+        })?;
         let index_dir = dir.join("index");
         std::fs::create_dir_all(&index_dir).map_err(|e| RetrievalError::io("creating", &index_dir, e))?;
         std::fs::create_dir_all(dir.join("frames"))
