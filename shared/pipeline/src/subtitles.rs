@@ -49,8 +49,14 @@ pub fn cues(scenes: &[SceneText<'_>]) -> Vec<Cue> {
     let mut out = Vec::new();
     for scene in scenes {
         if usable(scene.words)
-            && let Some(cues) = timed::cues(scene.words, scene.start_s, scene.duration_s)
+            && let Some(mut cues) = timed::cues(scene.words, scene.start_s, scene.duration_s)
         {
+            // The scene's last words stay up until the scene ends (the narration's tail
+            // of silence), within the longest a cue may show.
+            if let Some(last) = cues.last_mut() {
+                let scene_end = scene.start_s + scene.duration_s;
+                last.end_s = last.end_s.max(scene_end.min(last.start_s + timed::MAX_CUE_S));
+            }
             out.extend(cues);
             continue;
         }
@@ -245,7 +251,8 @@ mod tests {
             words,
         };
         let timed = cues(&[scene(&words)]);
-        let want = [(3.1, 4.3, "The sea is calm."), (5.0, 6.0, "Gulls cry.")];
+        // The last cue stays up to the scene's end (6.2).
+        let want = [(3.1, 4.3, "The sea is calm."), (5.0, 6.2, "Gulls cry.")];
         assert_eq!(timed.len(), want.len());
         for (cue, (start, end, text)) in timed.iter().zip(want) {
             assert!(
