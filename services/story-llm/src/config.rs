@@ -53,6 +53,11 @@ pub struct StoryLlmConfig {
     /// candidates, better scenes, more compute per scene (a batch of 4 costs well under 4
     /// single decodes).
     pub candidates: u32,
+    /// A sentence-transformers directory (unit-length embeddings) whose cosine of a
+    /// candidate to the title is a term of the score (`crate::relevance`); empty: scenes
+    /// are scored without it. `${NAME}` references are expanded at load.
+    #[serde(deserialize_with = "deserialize_expanded_path")]
+    pub relevance_encoder_dir: PathBuf,
 }
 
 impl Default for StoryLlmConfig {
@@ -70,9 +75,13 @@ impl Default for StoryLlmConfig {
             generation: default_generation(),
             max_attempts: 3,
             candidates: 4,
+            relevance_encoder_dir: expanded_default(DEFAULT_RELEVANCE_ENCODER_DIR),
         }
     }
 }
+
+/// Where `make models` puts all-MiniLM-L6-v2, which retrieval uses too.
+pub const DEFAULT_RELEVANCE_ENCODER_DIR: &str = "${STORYREEL_CACHE}/models/all-minilm-l6-v2";
 
 /// The sampling defaults of story-llm, measured by `make eval` (README, "Quality"):
 /// temperature 0.7 and top-p 0.9 keep the candidates of a scene apart; no repetition
@@ -148,6 +157,7 @@ mod tests {
         assert_eq!(config.generation.repetition_penalty, 1.0);
         assert_eq!(config.generation.max_new_tokens, 48);
         assert_eq!(config.candidates, 4);
+        assert!(config.relevance_encoder_dir.ends_with("models/all-minilm-l6-v2"));
         assert!(
             config.model_dir.ends_with("models/smollm2-135m-instruct"),
             "{:?}",

@@ -25,6 +25,7 @@ pub mod grpc;
 pub mod model_service;
 pub mod parsing;
 pub mod prompting;
+pub mod relevance;
 pub mod scoring;
 pub mod service;
 pub mod validation;

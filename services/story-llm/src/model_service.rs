@@ -4,11 +4,15 @@
 //! ([`crate::prompting::scene_prompt`]: the list so far in the assistant turn, the next
 //! number forced). Each scene is decoded as `candidates` continuations with different
 //! seeds, queued together so the worker decodes them in one batch; the best usable one is
-//! kept ([`crate::scoring::choose`]), and its tokens are streamed, then the scene. A
-//! scene none of whose candidates is usable gets another round with changed seeds
-//! ([`crate::seed::for_attempt`]), up to `max_attempts` rounds, after which the request
-//! fails with [`StoryLlmError::UnusableOutput`] naming the reason. Only accepted text is
-//! streamed, so a client never has to discard tokens (every event's `attempt` is 1).
+//! kept ([`crate::scoring::choose`], with each candidate's relevance to the title when a
+//! [`TitleRelevance`] encoder is configured), and its tokens are streamed, then the scene.
+//! A scene none of whose candidates is usable gets another round with changed seeds
+//! ([`crate::seed::for_attempt`]), up to `max_attempts` rounds. After the last round the
+//! best well-formed candidate refused only as a retelling of an earlier scene is taken
+//! (logged), so a story is not lost to one repetitive scene; when no round gave even that,
+//! the request fails with [`StoryLlmError::UnusableOutput`] naming the reason. Only
+//! accepted text is streamed, so a client never has to discard tokens (every event's
+//! `attempt` is 1).
 //!
 //! Each story has at most one scene's candidates in the worker's queue at a time. Its
 //! first scene is queued before the stream is returned, so a full queue is refused up
@@ -26,9 +30,11 @@
 use crate::{
     config::StoryLlmConfig,
     error::StoryLlmError,
+    parsing::clean_scene,
     parsing::{RejectedScene, SceneSetError},
     prompting::{PromptSpec, SENTENCE_STOPS, scene_prompt, scene_stops},
-    scoring::{self, Candidate},
+    relevance::TitleRelevance,
+    scoring::{self, Candidate, Choice},
     service::{
         ModelInfo, ModelState, SceneDone, StageStats, Story, StoryEvent, StoryEventStream, StoryLlm,
         StoryProgress, StoryRequest, TokenPiece, TokenUsage,
@@ -61,16 +67,24 @@ pub struct ModelBackedStoryLlm {
     max_attempts: u32,
     /// Candidates decoded per scene, >= 1.
     candidates: usize,
+    relevance: Option<TitleRelevance>,
 }
 
 impl ModelBackedStoryLlm {
     /// Starts the model worker; the model loads in the background ([`StoryLlm::model_state`]
     /// says when it is ready).
+    /// The relevance encoder, when configured, loads here: a missing one fails the start.
     pub fn start(config: &StoryLlmConfig) -> Result<Self, StoryLlmError> {
+        let relevance = if config.relevance_encoder_dir.as_os_str().is_empty() {
+            None
+        } else {
+            Some(TitleRelevance::load(&config.relevance_encoder_dir)?)
+        };
         Ok(Self {
             worker: Arc::new(ModelWorker::spawn(config.worker_settings())?),
             max_attempts: config.max_attempts,
             candidates: config.candidates.max(1) as usize,
+            relevance,
         })
     }
 
@@ -81,6 +95,7 @@ impl ModelBackedStoryLlm {
             worker: Arc::new(worker),
             max_attempts,
             candidates: 1,
+            relevance: None,
         }
     }
 
@@ -117,6 +132,7 @@ impl StoryLlm for ModelBackedStoryLlm {
             model,
             max_attempts: self.max_attempts,
             candidates: self.candidates,
+            relevance: self.relevance.clone(),
             cancelled: cancelled.clone(),
             prefix_key: format!("story-{}", NEXT_STORY.fetch_add(1, Ordering::Relaxed)),
         };
@@ -155,6 +171,7 @@ struct Driver {
     model: ModelInfo,
     max_attempts: u32,
     candidates: usize,
+    relevance: Option<TitleRelevance>,
     cancelled: Arc<AtomicBool>,
     /// Unique to this story: its scenes reuse each other's KV cache, nothing else's.
     prefix_key: String,
@@ -233,6 +250,7 @@ impl Driver {
             let index = scenes.len();
             let mut accepted = false;
             let mut failure = None;
+            let mut retelling: Option<(Choice, Vec<(u32, String)>)> = None;
             for round in 1..=self.max_attempts {
                 let rxs = match pending.take() {
                     Some(rxs) => rxs,
@@ -255,41 +273,30 @@ impl Driver {
                     .map(|d| d.output.compute_time)
                     .max()
                     .unwrap_or_default();
-                let candidates: Vec<Candidate> = decoded.iter().map(|d| candidate(&d.output)).collect();
+                let candidates = self.candidates_of(&decoded).await;
                 match scoring::choose(&candidates, &self.request.title, &scenes) {
                     Ok(choice) => {
                         most_rounds = most_rounds.max(round);
-                        for (token_id, text) in &decoded[choice.index].tokens {
-                            let piece = TokenPiece {
-                                attempt: 1,
-                                scene_index: index as u32,
-                                token_id: *token_id,
-                                text: text.clone(),
-                            };
-                            send(tx, StoryEvent::Token(piece)).await?;
-                        }
-                        let done = SceneDone {
-                            attempt: 1,
-                            index: index as u32,
-                            text: choice.text.clone(),
-                        };
-                        scenes.push(choice.text);
-                        send(tx, StoryEvent::Scene(done)).await?;
-                        let progress = StoryProgress {
-                            scenes_done: scenes.len() as u32,
-                            n_scenes: n as u32,
-                            message: format!("scene {} of {n}", scenes.len()),
-                        };
-                        send(tx, StoryEvent::Progress(progress)).await?;
+                        let tokens = &decoded[choice.index].tokens;
+                        self.accept(index, choice, tokens, &mut scenes, tx).await?;
                         accepted = true;
                         break;
                     }
-                    Err(rejections) => {
-                        tracing::debug!(round, scene = index, ?rejections, "no usable candidate");
+                    Err(none) => {
+                        tracing::debug!(round, scene = index, rejections = ?none.rejections, "no usable candidate");
+                        if let Some(choice) = none.retelling
+                            && retelling
+                                .as_ref()
+                                .is_none_or(|(kept, _)| choice.score > kept.score)
+                        {
+                            let tokens = decoded[choice.index].tokens.clone();
+                            retelling = Some((choice, tokens));
+                        }
                         failure = Some(SceneSetError {
                             wanted: n,
                             usable: scenes.len(),
-                            rejected: rejections
+                            rejected: none
+                                .rejections
                                 .into_iter()
                                 .zip(&decoded)
                                 .map(|(rejection, d)| RejectedScene {
@@ -302,6 +309,17 @@ impl Driver {
                         });
                     }
                 }
+            }
+            if !accepted && let Some((choice, tokens)) = retelling {
+                tracing::warn!(
+                    scene = index,
+                    title = %self.request.title,
+                    text = %choice.text,
+                    "no new scene after every round; keeping the best one close to an earlier scene"
+                );
+                most_rounds = self.max_attempts;
+                self.accept(index, choice, &tokens, &mut scenes, tx).await?;
+                accepted = true;
             }
             if !accepted {
                 return Err(Stop::Error(StoryLlmError::UnusableOutput {
@@ -322,6 +340,61 @@ impl Driver {
             attempts: most_rounds,
             stats: totals.stats,
         })
+    }
+
+    /// The decoded outputs as [`Candidate`]s, with their relevance to the title.
+    async fn candidates_of(&self, decoded: &[Decoded]) -> Vec<Candidate> {
+        let mut candidates: Vec<Candidate> = decoded.iter().map(|d| candidate(&d.output)).collect();
+        let Some(relevance) = &self.relevance else {
+            return candidates;
+        };
+        // Only candidates that clean into a scene can be chosen; the others are not embedded.
+        let cleaned: Vec<(usize, String)> = candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| clean_scene(&c.completed()).ok().map(|text| (i, text)))
+            .collect();
+        let texts = cleaned.iter().map(|(_, text)| text.clone()).collect();
+        if let Some(cosines) = relevance.cosines(&self.request.title, texts).await {
+            for ((i, _), cosine) in cleaned.iter().zip(cosines) {
+                candidates[*i].relevance = Some(cosine);
+            }
+        }
+        candidates
+    }
+
+    /// Streams the chosen candidate's tokens, then the scene and the progress.
+    async fn accept(
+        &self,
+        index: usize,
+        choice: Choice,
+        tokens: &[(u32, String)],
+        scenes: &mut Vec<String>,
+        tx: &EventSender,
+    ) -> Result<(), Stop> {
+        for (token_id, text) in tokens {
+            let piece = TokenPiece {
+                attempt: 1,
+                scene_index: index as u32,
+                token_id: *token_id,
+                text: text.clone(),
+            };
+            send(tx, StoryEvent::Token(piece)).await?;
+        }
+        let done = SceneDone {
+            attempt: 1,
+            index: index as u32,
+            text: choice.text.clone(),
+        };
+        scenes.push(choice.text);
+        send(tx, StoryEvent::Scene(done)).await?;
+        let n = self.request.n_scenes;
+        let progress = StoryProgress {
+            scenes_done: scenes.len() as u32,
+            n_scenes: n as u32,
+            message: format!("scene {} of {n}", scenes.len()),
+        };
+        send(tx, StoryEvent::Progress(progress)).await
     }
 
     /// Waits for every candidate of a scene: their raw outputs and tokens, in order.
@@ -381,6 +454,7 @@ fn candidate(output: &LlmOutput) -> Candidate {
         raw: output.text.clone(),
         stopped_at_sentence_end,
         mean_logprob: output.mean_logprob,
+        relevance: None,
     }
 }
 
@@ -415,11 +489,7 @@ mod tests {
     }
 
     fn service(answer: impl FnMut(&LlmJob) -> String + Send + 'static) -> ModelBackedStoryLlm {
-        ModelBackedStoryLlm {
-            worker: Arc::new(ModelWorker::scripted(answer)),
-            max_attempts: 3,
-            candidates: 1,
-        }
+        ModelBackedStoryLlm::with_worker(ModelWorker::scripted(answer), 3)
     }
 
     /// The number the assistant prefix asks for next (`"1. ...\n2."` -> 2).
@@ -550,6 +620,22 @@ mod tests {
         let llm = service(|_| "Hi".into());
         let err = llm.generate(request(1, 1)).await.unwrap_err();
         assert!(err.to_string().contains("fewer than"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_retelling_is_kept_when_no_round_gives_a_new_scene() {
+        // Scene 2 only ever says scene 1's words with one noun changed: after the last
+        // round that is kept rather than the story lost.
+        let llm = service(|job| match next_number(job).as_str() {
+            "1" => " The map was a map of the sea.".into(),
+            _ => " The map was a map of the world.".into(),
+        });
+        let story = llm.generate(request(2, 3)).await.unwrap();
+        assert_eq!(
+            story.scenes,
+            ["The map was a map of the sea.", "The map was a map of the world."]
+        );
+        assert_eq!(story.attempts, 3, "every round was tried first");
     }
 
     #[tokio::test]

@@ -1,24 +1,34 @@
 //! Choosing a scene among candidates.
 //!
 //! A 135M model writes a good sentence often, but not every time: it runs on, fuses words
-//! into one long string, stops mid-sentence or repeats an earlier scene. So each scene is
-//! decoded as several candidates in one batch (different seeds, the same prompt) and the
-//! best is kept:
+//! into one long string, stops mid-sentence, drifts off the subject or repeats an earlier
+//! scene. So each scene is decoded as several candidates in one batch (different seeds,
+//! the same prompt) and the best is kept:
 //!
 //! 1. a candidate must be a well-formed scene ([`check_shape`]): 4-60 words, at most two
 //!    sentences, no word longer than [`MAX_WORD_LETTERS`] letters, no phrase said twice
-//!    ("lost in the desert, lost in the desert"), ending with `.`, `!` or `?`; and it must
-//!    be new: not the title again, and sharing less than [`MAX_OVERLAP`] of its content
-//!    words with any earlier scene;
-//! 2. among those, the highest [`score`] wins: the model's own mean token log-probability
+//!    ("lost in the desert, lost in the desert"), ending with `.`, `!` or `?`;
+//! 2. and it must be new: not the title again, and not a retelling of an earlier scene.
+//!    A retelling shares at least [`MAX_OVERLAP`] of its content words with an earlier
+//!    scene, not counting the title's own words (every scene may name the subject), or
+//!    at least [`MAX_SAME_WORDING`] of all its words ("The map was a map of the sea." /
+//!    "The map was a map of the world." differ in one noun and say the same thing);
+//! 3. among those, the highest [`score`] wins: the model's own mean token log-probability
 //!    (fluent text scores higher than broken text), plus a bonus for naming a content word
-//!    of the title (keeps the story on its subject), minus the word overlap with the
-//!    closest earlier scene (keeps the scenes apart).
+//!    of the title and the scene's semantic relevance to the title when an encoder is
+//!    configured (both keep the story on its subject: "It was a momentous occasion." is
+//!    fluent but could be about anything), minus the word overlap with the closest
+//!    earlier scene (keeps the scenes apart).
 //!
 //! The weights are round numbers on the scale of a mean log-probability (about -1 to -3
-//! nats per token for fluent SmolLM2 text): naming the title is worth a full nat, and
-//! sharing a fifth of its words with an earlier scene (the overlap times
-//! [`OVERLAP_PENALTY`]) costs nearly half of one.
+//! nats per token for fluent SmolLM2 text): naming the title is worth a full nat; the
+//! relevance weight makes the usual gap between a sentence about the title and one about
+//! something else (a MiniLM cosine of about 0.6 against 0.1) worth a nat as well; sharing a
+//! fifth of its words with an earlier scene costs nearly half of one.
+//!
+//! When no candidate of any round is usable, the caller may still take the best
+//! well-formed retelling ([`NoChoice::retelling`]): a story with one scene close to
+//! another is more use to a viewer than no story.
 
 use crate::parsing::{Rejection, clean_scene, find_duplicate};
 use std::collections::HashSet;
@@ -33,8 +43,14 @@ pub const TITLE_BONUS: f32 = 1.0;
 /// Content-word overlap (Jaccard) with an earlier scene from which a candidate only
 /// retells it.
 pub const MAX_OVERLAP: f32 = 0.4;
-/// Times the word-set overlap (Jaccard, 0-1) with the closest earlier scene.
+/// All-word overlap (Jaccard, every word counted) with an earlier scene from which a
+/// candidate says the same thing in the same words: half the union shared means two thirds
+/// of each of two equal sentences.
+pub const MAX_SAME_WORDING: f32 = 0.5;
+/// Times the content-word overlap (Jaccard, 0-1) with the closest earlier scene.
 pub const OVERLAP_PENALTY: f32 = 2.0;
+/// Times the cosine of the scene's and the title's sentence embeddings.
+pub const RELEVANCE_WEIGHT: f32 = 2.0;
 
 /// One decoded candidate of a scene.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +61,9 @@ pub struct Candidate {
     /// `". "` cuts the period with the space.
     pub stopped_at_sentence_end: Option<char>,
     pub mean_logprob: f32,
+    /// Cosine of the scene's and the title's sentence embeddings, when an encoder is
+    /// configured.
+    pub relevance: Option<f32>,
 }
 
 /// The chosen candidate, cleaned.
@@ -55,37 +74,70 @@ pub struct Choice {
     pub score: f32,
 }
 
-/// The best usable candidate, or why each one was rejected (in candidate order).
-pub fn choose(candidates: &[Candidate], title: &str, earlier: &[String]) -> Result<Choice, Vec<Rejection>> {
+/// No usable candidate: why each was rejected (in candidate order), and the best
+/// well-formed candidate that was refused only as a retelling of an earlier scene (not
+/// as a near-copy of one: [`find_duplicate`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoChoice {
+    pub rejections: Vec<Rejection>,
+    pub retelling: Option<Choice>,
+}
+
+/// The best usable candidate, or why there is none.
+pub fn choose(candidates: &[Candidate], title: &str, earlier: &[String]) -> Result<Choice, NoChoice> {
     let earlier_refs: Vec<&str> = earlier.iter().map(String::as_str).collect();
+    let title_words = content_words(title);
     let mut best: Option<Choice> = None;
+    let mut retelling: Option<Choice> = None;
     let mut rejections = Vec::new();
     for (index, candidate) in candidates.iter().enumerate() {
-        let verdict = clean_scene(&candidate.completed()).and_then(|text| {
-            check_shape(&text)?;
-            let words = content_words(&text);
-            if words.is_subset(&content_words(title)) || starts_with_title(&text, title) {
-                return Err(Rejection::RepeatsTitle);
-            }
-            let retold = earlier
-                .iter()
-                .position(|e| jaccard(&words, &content_words(e)) >= MAX_OVERLAP);
-            match find_duplicate(&text, &earlier_refs).or(retold) {
-                Some(of) => Err(Rejection::Duplicate { of: of + 1 }),
-                None => Ok(text),
-            }
-        });
-        match verdict {
-            Ok(text) => {
-                let score = score(&text, candidate.mean_logprob, title, earlier);
-                if best.as_ref().is_none_or(|b| score > b.score) {
-                    best = Some(Choice { index, text, score });
+        let text =
+            match clean_scene(&candidate.completed()).and_then(|text| check_shape(&text).map(|()| text)) {
+                Ok(text) => text,
+                Err(rejection) => {
+                    rejections.push(rejection);
+                    continue;
                 }
+            };
+        let words = content_words(&text);
+        if words.is_subset(&title_words) || starts_with_title(&text, title) {
+            rejections.push(Rejection::RepeatsTitle);
+            continue;
+        }
+        let choice = Choice {
+            index,
+            score: score(&text, candidate, title, earlier),
+            text,
+        };
+        let keep_better = |slot: &mut Option<Choice>, choice: Choice| {
+            if slot.as_ref().is_none_or(|b| choice.score > b.score) {
+                *slot = Some(choice);
             }
-            Err(rejection) => rejections.push(rejection),
+        };
+        // A near-copy is never kept; a retelling may be, when nothing else is left.
+        if let Some(of) = find_duplicate(&choice.text, &earlier_refs) {
+            rejections.push(Rejection::Duplicate { of: of + 1 });
+        } else if let Some(of) = retold(&choice.text, title, earlier) {
+            rejections.push(Rejection::Duplicate { of: of + 1 });
+            keep_better(&mut retelling, choice);
+        } else {
+            keep_better(&mut best, choice);
         }
     }
-    best.ok_or(rejections)
+    best.ok_or(NoChoice {
+        rejections,
+        retelling,
+    })
+}
+
+/// The earlier scene (index) that `text` retells: see the module docs.
+fn retold(text: &str, title: &str, earlier: &[String]) -> Option<usize> {
+    let words = new_content_words(text, title);
+    let all = all_words(text);
+    earlier.iter().position(|e| {
+        jaccard(&words, &new_content_words(e, title)) >= MAX_OVERLAP
+            || jaccard(&all, &all_words(e)) >= MAX_SAME_WORDING
+    })
 }
 
 impl Candidate {
@@ -132,14 +184,17 @@ pub fn check_shape(text: &str) -> Result<(), Rejection> {
 }
 
 /// Higher is better; see the module docs.
-pub fn score(text: &str, mean_logprob: f32, title: &str, earlier: &[String]) -> f32 {
-    let words = content_words(text);
-    let names_title = !content_words(title).is_disjoint(&words);
+pub fn score(text: &str, candidate: &Candidate, title: &str, earlier: &[String]) -> f32 {
+    let names_title = !content_words(title).is_disjoint(&content_words(text));
+    let words = new_content_words(text, title);
     let overlap = earlier
         .iter()
-        .map(|e| jaccard(&words, &content_words(e)))
+        .map(|e| jaccard(&words, &new_content_words(e, title)))
         .fold(0.0f32, f32::max);
-    mean_logprob + if names_title { TITLE_BONUS } else { 0.0 } - OVERLAP_PENALTY * overlap
+    candidate.mean_logprob
+        + if names_title { TITLE_BONUS } else { 0.0 }
+        + RELEVANCE_WEIGHT * candidate.relevance.unwrap_or(0.0)
+        - OVERLAP_PENALTY * overlap
 }
 
 /// "The Baker's Secret - a tale of ...": a line that opens with the title and a dash or
@@ -216,6 +271,19 @@ fn content_words(text: &str) -> HashSet<String> {
         .collect()
 }
 
+/// Content words that are not the title's: what a scene adds to the subject.
+fn new_content_words(text: &str, title: &str) -> HashSet<String> {
+    &content_words(text) - &content_words(title)
+}
+
+/// Every lowercase word, punctuation stripped.
+fn all_words(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .map(|w| w.trim_matches('\'').to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
 fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f32 {
     let union = a.union(b).count();
     if union == 0 {
@@ -234,6 +302,14 @@ mod tests {
             raw: raw.into(),
             stopped_at_sentence_end: end,
             mean_logprob,
+            relevance: None,
+        }
+    }
+
+    fn relevant(c: Candidate, relevance: f32) -> Candidate {
+        Candidate {
+            relevance: Some(relevance),
+            ..c
         }
     }
 
@@ -311,14 +387,18 @@ mod tests {
     #[test]
     fn the_title_alone_is_not_a_scene() {
         let candidates = [candidate("Midnight at the old museum", Some('.'), -0.2)];
-        let rejections = choose(&candidates, "Midnight at the Old Museum", &[]).unwrap_err();
+        let rejections = choose(&candidates, "Midnight at the Old Museum", &[])
+            .unwrap_err()
+            .rejections;
         assert_eq!(rejections, [Rejection::RepeatsTitle]);
         let heading = [candidate(
             "A Baker's Secret Recipe - a story of love and bread",
             Some('.'),
             -0.2,
         )];
-        let rejections = choose(&heading, "The Baker's Secret Recipe", &[]).unwrap_err();
+        let rejections = choose(&heading, "The Baker's Secret Recipe", &[])
+            .unwrap_err()
+            .rejections;
         assert_eq!(rejections, [Rejection::RepeatsTitle]);
         for scene in [
             "The baker's secret recipe calls for honey and rye",
@@ -340,14 +420,63 @@ mod tests {
             candidate("A fox drinks from the cold stream", Some('.'), -1.0),
             candidate("", None, -1.0),
         ];
-        let rejections = choose(&candidates, "Title", &earlier).unwrap_err();
+        let none = choose(&candidates, "Title", &earlier).unwrap_err();
         assert_eq!(
-            rejections,
+            none.rejections,
             [
                 Rejection::TooShort { words: 1 },
                 Rejection::Duplicate { of: 1 },
                 Rejection::Empty
             ]
         );
+        // A copy of an earlier scene is never what is left for a caller that must have one.
+        assert_eq!(none.retelling, None);
+    }
+
+    #[test]
+    fn the_title_words_do_not_make_scenes_retellings() {
+        // Both scenes name the subject; what they add is different.
+        let earlier = vec!["The Silk Road linked China to Rome.".to_string()];
+        let candidates = [candidate(
+            "Traders on the Silk Road sold silk in Rome",
+            Some('.'),
+            -1.5,
+        )];
+        assert!(choose(&candidates, "The Silk Road", &earlier).is_ok());
+        // Under another title the same two scenes share three of seven content words.
+        let none = choose(&candidates, "Trade in Asia", &earlier).unwrap_err();
+        assert_eq!(none.rejections, [Rejection::Duplicate { of: 1 }]);
+    }
+
+    #[test]
+    fn the_same_words_with_one_noun_changed_are_a_retelling() {
+        let earlier = vec!["The map was a map of the sea.".to_string()];
+        let candidates = [candidate("The map was a map of the world", Some('.'), -0.5)];
+        let none = choose(&candidates, "The Treasure Map", &earlier).unwrap_err();
+        assert_eq!(none.rejections, [Rejection::Duplicate { of: 1 }]);
+        // Not a copy: it is what is left when a caller must have a scene.
+        assert_eq!(
+            none.retelling.map(|c| c.text),
+            Some("The map was a map of the world.".into())
+        );
+        let candidates = [candidate(
+            "Pirates buried the gold on a small island",
+            Some('.'),
+            -1.5,
+        )];
+        assert!(choose(&candidates, "The Treasure Map", &earlier).is_ok());
+    }
+
+    #[test]
+    fn relevance_to_the_title_outweighs_a_fluency_gap() {
+        // Neither names a title word; the fluent generic sentence loses to the one about
+        // the subject when the encoder says so, and wins without it.
+        let generic = candidate("It was a momentous occasion for everyone", Some('.'), -1.2);
+        let on_topic = candidate("Rockets roared as the crew left the launch pad", Some('.'), -1.8);
+        let title = "The First Moon Landing";
+        let plain = [generic.clone(), on_topic.clone()];
+        assert_eq!(choose(&plain, title, &[]).unwrap().index, 0);
+        let scored = [relevant(generic, 0.15), relevant(on_topic, 0.55)];
+        assert_eq!(choose(&scored, title, &[]).unwrap().index, 1);
     }
 }

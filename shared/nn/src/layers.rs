@@ -123,6 +123,7 @@ mod tests {
 
     #[test]
     fn convolution_weights_move_in_place_and_the_layer_still_agrees() {
+        tch::manual_seed(7);
         let vs = nn::VarStore::new(Device::Cpu);
         let conv = conv2d(vs.root() / "conv", 3, 8, 3, 1, 1);
         tch::no_grad(|| {
@@ -139,7 +140,11 @@ mod tests {
             "the layer's own handle sees the move"
         );
         let after = conv.forward(&channels_last(&x));
-        assert!(after.allclose(&before, 1e-5, 1e-6, false));
+        // Each output sums 27 float32 products of unit-scale values; the NHWC kernels add
+        // them in another order, so outputs near zero differ by a few ulps of the terms
+        // (~27 x 1.2e-7), which a 1e-6 absolute tolerance does not cover.
+        let worst = (&after - &before).abs().max().double_value(&[]);
+        assert!(worst < 1e-5, "largest difference {worst}");
         assert_eq!(
             vs.variables()["conv.bias"].dim(),
             1,
