@@ -13,6 +13,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 use storyreel_nn::bert::{SentenceEncoder, SentenceEncoderOptions};
+use storyreel_runtime::ValidationError;
 
 /// A sentence encoder shared by the stories of a process.
 #[derive(Clone)]
@@ -25,9 +26,12 @@ impl TitleRelevance {
     /// dot product is their cosine.
     pub fn load(dir: &Path) -> Result<Self, StoryLlmError> {
         let fail = |message: String| {
-            StoryLlmError::model(format!(
-                "relevance_encoder_dir {}: {message} (set it to \"\" to score scenes without relevance)",
-                dir.display()
+            StoryLlmError::Validation(ValidationError::new(
+                "relevance_encoder_dir",
+                format!(
+                    "{}: {message} (set it to \"\" to score scenes without relevance)",
+                    dir.display()
+                ),
             ))
         };
         let encoder = SentenceEncoder::load(dir, &SentenceEncoderOptions::default())

@@ -41,7 +41,7 @@ fn a_missing_encoder_names_the_field_and_the_way_out() {
         Ok(_) => panic!("a missing directory loads"),
         Err(err) => err,
     };
-    let message = format!("{err}: {:?}", std::error::Error::source(&err));
+    let message = err.to_string();
     assert!(message.contains("relevance_encoder_dir"), "{message}");
     assert!(message.contains("\"\""), "{message}");
 }
