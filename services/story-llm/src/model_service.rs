@@ -8,9 +8,9 @@
 //! [`TitleRelevance`] encoder is configured), and its tokens are streamed, then the scene.
 //! A scene none of whose candidates is usable gets another round with changed seeds
 //! ([`crate::seed::for_attempt`]), up to `max_attempts` rounds. After the last round the
-//! best well-formed candidate refused only as a retelling of an earlier scene is taken
-//! (logged), so a story is not lost to one repetitive scene; when no round gave even that,
-//! the request fails with [`StoryLlmError::UnusableOutput`] naming the reason. Only
+//! best well-formed candidate refused only as a retelling of an earlier scene or as off
+//! the subject is taken (logged), so a story is not lost to one weak scene; when no round
+//! gave even that, the request fails with [`StoryLlmError::UnusableOutput`] naming the reason. Only
 //! accepted text is streamed, so a client never has to discard tokens (every event's
 //! `attempt` is 1).
 //!
@@ -250,7 +250,7 @@ impl Driver {
             let index = scenes.len();
             let mut accepted = false;
             let mut failure = None;
-            let mut retelling: Option<(Choice, Vec<(u32, String)>)> = None;
+            let mut fallback: Option<(Choice, Vec<(u32, String)>)> = None;
             for round in 1..=self.max_attempts {
                 let rxs = match pending.take() {
                     Some(rxs) => rxs,
@@ -284,13 +284,13 @@ impl Driver {
                     }
                     Err(none) => {
                         tracing::debug!(round, scene = index, rejections = ?none.rejections, "no usable candidate");
-                        if let Some(choice) = none.retelling
-                            && retelling
+                        if let Some(choice) = none.fallback
+                            && fallback
                                 .as_ref()
                                 .is_none_or(|(kept, _)| choice.score > kept.score)
                         {
                             let tokens = decoded[choice.index].tokens.clone();
-                            retelling = Some((choice, tokens));
+                            fallback = Some((choice, tokens));
                         }
                         failure = Some(SceneSetError {
                             wanted: n,
@@ -310,12 +310,12 @@ impl Driver {
                     }
                 }
             }
-            if !accepted && let Some((choice, tokens)) = retelling {
+            if !accepted && let Some((choice, tokens)) = fallback {
                 tracing::warn!(
                     scene = index,
                     title = %self.request.title,
                     text = %choice.text,
-                    "no new scene after every round; keeping the best one close to an earlier scene"
+                    "no usable scene after every round; keeping the best retelling or off-topic one"
                 );
                 most_rounds = self.max_attempts;
                 self.accept(index, choice, &tokens, &mut scenes, tx).await?;

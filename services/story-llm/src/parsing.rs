@@ -47,6 +47,8 @@ pub enum Rejection {
     RepeatedPhrase { phrase: String },
     /// Only restates the title.
     RepeatsTitle,
+    /// Its relevance to the title is below [`crate::scoring::MIN_RELEVANCE`].
+    OffTopic,
 }
 
 impl fmt::Display for Rejection {
@@ -68,6 +70,11 @@ impl fmt::Display for Rejection {
             Rejection::Unfinished => write!(f, "does not end with a sentence end"),
             Rejection::RepeatedPhrase { phrase } => write!(f, "says {phrase:?} twice"),
             Rejection::RepeatsTitle => write!(f, "only restates the title"),
+            Rejection::OffTopic => write!(
+                f,
+                "is not about the title (relevance below {})",
+                crate::scoring::MIN_RELEVANCE
+            ),
             Rejection::TooManySentences { sentences } => write!(
                 f,
                 "has {sentences} sentences, more than {}",
