@@ -6,6 +6,7 @@
 //! - [`parsing`]: model output -> usable, distinct scene texts;
 //! - [`scoring`]: the best of a scene's candidates (well-formed, fluent, on the title,
 //!   new);
+//! - [`rounds`]: how a scene's later candidate rounds sample (hotter, fewer repeats);
 //! - [`error`]: [`StoryLlmError`] and its error codes;
 //! - [`grpc`]: the thin tonic adapter;
 //! - [`cached`]: [`cached::CachedStoryLlm`], any [`StoryLlm`] behind the stage cache;
@@ -26,6 +27,7 @@ pub mod model_service;
 pub mod parsing;
 pub mod prompting;
 pub mod relevance;
+pub mod rounds;
 pub mod scoring;
 pub mod service;
 pub mod validation;

@@ -6,8 +6,9 @@
 //! seeds, queued together so the worker decodes them in one batch; the best usable one is
 //! kept ([`crate::scoring::choose`], with each candidate's relevance to the title when a
 //! [`TitleRelevance`] encoder is configured), and its tokens are streamed, then the scene.
-//! A scene none of whose candidates is usable gets another round with changed seeds
-//! ([`crate::seed::for_attempt`]), up to `max_attempts` rounds. After the last round the
+//! A scene none of whose candidates is usable gets another round with changed seeds,
+//! sampled hotter and with a mild repetition penalty ([`crate::rounds`]), up to
+//! `max_attempts` rounds. After the last round the
 //! best well-formed candidate refused only as a retelling of an earlier scene or as off
 //! the subject is taken (logged), so a story is not lost to one weak scene; when no round
 //! gave even that, the request fails with [`StoryLlmError::UnusableOutput`] naming the reason. Only
@@ -34,6 +35,7 @@ use crate::{
     parsing::{RejectedScene, SceneSetError},
     prompting::{PromptSpec, SENTENCE_STOPS, scene_prompt, scene_stops},
     relevance::TitleRelevance,
+    rounds::sampling_for_round,
     scoring::{self, Candidate, Choice},
     service::{
         ModelInfo, ModelState, SceneDone, StageStats, Story, StoryEvent, StoryEventStream, StoryLlm,
@@ -137,7 +139,7 @@ impl StoryLlm for ModelBackedStoryLlm {
             prefix_key: format!("story-{}", NEXT_STORY.fetch_add(1, Ordering::Relaxed)),
         };
         // The first scene is queued here, so a full queue is refused before any event.
-        let first = driver.submit(seed::for_attempt(driver.request.seed, 1), &[])?;
+        let first = driver.submit(1, &[])?;
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         tokio::spawn(driver.run(first, tx));
         let guard = CancelOnDrop(cancelled);
@@ -184,12 +186,13 @@ struct Totals {
 }
 
 impl Driver {
-    /// Queues the candidates of the scene after `so_far` of a round seeded with
-    /// `attempt_seed`. Candidate 0 draws the scene's own seed, so one candidate decodes
-    /// exactly what a single generation would.
-    fn submit(&self, attempt_seed: u64, so_far: &[String]) -> Result<Vec<CandidateEvents>, StoryLlmError> {
+    /// Queues the candidates of round `round` (1-based) of the scene after `so_far`, seeded
+    /// with [`seed::for_attempt`] of the request seed and sampled as
+    /// [`sampling_for_round`] says. Candidate 0 of round 1 draws the scene's own seed, so
+    /// one candidate decodes exactly what a single generation would.
+    fn submit(&self, round: u32, so_far: &[String]) -> Result<Vec<CandidateEvents>, StoryLlmError> {
         let prompt = scene_prompt(&self.spec, so_far);
-        let scene_seed = seed::for_scene(attempt_seed, so_far.len());
+        let scene_seed = seed::for_scene(seed::for_attempt(self.request.seed, round), so_far.len());
         (0..self.candidates)
             .map(|c| {
                 let (events, rx) = mpsc::unbounded_channel();
@@ -199,9 +202,12 @@ impl Driver {
                         assistant_prefix: prompt.assistant_prefix.clone(),
                     },
                     stop_strings: scene_stops(so_far.len()),
-                    sampling: JobSampling::new(
-                        &self.request.sampling,
-                        seed::for_attempt(scene_seed, c as u32 + 1),
+                    sampling: sampling_for_round(
+                        JobSampling::new(
+                            &self.request.sampling,
+                            seed::for_attempt(scene_seed, c as u32 + 1),
+                        ),
+                        round,
                     ),
                     deadline: self.request.deadline,
                     cancelled: self.cancelled.clone(),
@@ -237,9 +243,8 @@ impl Driver {
     }
 
     /// Writes the scenes in order. A scene none of whose candidates is usable gets another
-    /// round of candidates with changed seeds ([`seed::for_attempt`] of the request seed,
-    /// then the scene's own), up to `max_attempts` rounds; the scenes already accepted
-    /// stay.
+    /// round of candidates with changed seeds and hotter sampling ([`Self::submit`]), up
+    /// to `max_attempts` rounds; the scenes already accepted stay.
     async fn write_story(&self, first: Vec<CandidateEvents>, tx: &EventSender) -> Result<Story, Stop> {
         let n = self.request.n_scenes;
         let mut totals = Totals::default();
@@ -254,9 +259,7 @@ impl Driver {
             for round in 1..=self.max_attempts {
                 let rxs = match pending.take() {
                     Some(rxs) => rxs,
-                    None => self
-                        .submit(seed::for_attempt(self.request.seed, round), &scenes)
-                        .map_err(Stop::Error)?,
+                    None => self.submit(round, &scenes).map_err(Stop::Error)?,
                 };
                 let decoded = self.decode_candidates(rxs, tx).await?;
                 for candidate in &decoded {
@@ -546,11 +549,11 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_scene_gets_another_round_and_the_earlier_scenes_stay() {
         // Scene 2 first repeats scene 1; its second round, with other seeds, does not.
-        let seeds = Arc::new(Mutex::new(vec![]));
-        let seen = seeds.clone();
+        let samplings = Arc::new(Mutex::new(vec![]));
+        let seen = samplings.clone();
         let llm = service(move |job| {
             let mut seeds = seen.lock().unwrap();
-            seeds.push(job.sampling.seed);
+            seeds.push(job.sampling);
             if seeds.len() <= 2 {
                 "The fox runs home.".into()
             } else {
@@ -563,9 +566,16 @@ mod tests {
             ["The fox runs home.", "Snow falls on the quiet valley."]
         );
         assert_eq!((story.attempts, story.seed), (2, 9));
-        let seeds = seeds.lock().unwrap();
-        assert_eq!(seeds.len(), 3, "scene 1 is not written again");
-        assert_ne!(seeds[1], seeds[2], "a new round draws new seeds");
+        let samplings = samplings.lock().unwrap();
+        assert_eq!(samplings.len(), 3, "scene 1 is not written again");
+        let (first_round, second_round) = (samplings[1], samplings[2]);
+        assert_ne!(first_round.seed, second_round.seed, "a new round draws new seeds");
+        assert_eq!(first_round.temperature, samplings[0].temperature);
+        assert!(
+            second_round.temperature > first_round.temperature
+                && second_round.repetition_penalty >= first_round.repetition_penalty,
+            "a new round samples hotter: {second_round:?} after {first_round:?}"
+        );
     }
 
     #[tokio::test]
