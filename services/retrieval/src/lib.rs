@@ -13,6 +13,8 @@
 //! - [`grpc`]: the thin tonic adapter; [`config`]: the `[retrieval]` table;
 //! - [`manifest`]: JSONL clip manifests (`storyreel-ingest`);
 //! - [`synthetic`]: a seeded caption generator for scale tests and benchmarks;
+//! - [`synthetic_embeddings`]: caption-like vectors for synthetic clips, composed from
+//!   the encoder's vectors of their parts;
 //! - [`RetrievalStage`]: the stage on the shared skeleton (`storyreel_stage`).
 
 pub mod catalog;
@@ -28,6 +30,7 @@ pub mod media_root;
 pub mod search;
 pub mod service;
 pub mod synthetic;
+pub mod synthetic_embeddings;
 pub mod validation;
 
 pub use config::RetrievalConfig;

@@ -395,6 +395,17 @@ pub struct SyntheticClip {
     pub clip_id: String,
     pub caption: String,
     pub tags: Vec<String>,
+    /// The vocabulary entries the caption was built from (adjective, subject, action,
+    /// place, time), for [`crate::synthetic_embeddings`].
+    pub parts: [&'static str; 5],
+}
+
+/// Every entry of the caption vocabularies, once each (an entry may serve two roles).
+pub fn vocabulary() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = [ADJECTIVES, SUBJECTS, ACTIONS, PLACES, TIMES].concat();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// An endless, seeded stream of synthetic clips (`syn-0000000`, `syn-0000001` ...).
@@ -439,13 +450,14 @@ impl Iterator for CaptionGenerator {
             clip_id,
             caption,
             tags,
+            parts: [adjective, subject, action, place, time],
         })
     }
 }
 
-/// A deterministic unit vector standing in for a caption embedding where running the
-/// encoder over every synthetic caption would dominate a benchmark (1M captions): the
-/// re-rank costs the same whatever the values.
+/// A deterministic random unit vector standing in for a caption embedding: the re-rank
+/// costs the same whatever the values, and for a nearest-neighbour graph structureless
+/// points are the worst case (caption-like vectors: [`crate::synthetic_embeddings`]).
 pub fn pseudo_embedding(rng: &mut ChaCha8Rng, dim: usize) -> Vec<f32> {
     let mut v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
