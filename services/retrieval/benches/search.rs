@@ -180,7 +180,7 @@ fn main() {
         let t = Instant::now();
         let mut writer = catalog.writer().unwrap();
         for clip in CaptionGenerator::new(1).take(size) {
-            let clip_parts = clip.clone();
+            let vector = vectors_of.vector(&clip, &mut rng);
             let record = ClipRecord {
                 clip_id: clip.clip_id,
                 caption: clip.caption,
@@ -194,7 +194,6 @@ fn main() {
                 ingest_time: SystemTime::now(),
                 frame_count: 0,
             };
-            let vector = vectors_of.vector(&clip_parts, &mut rng);
             writer.upsert(&record, &vector).unwrap();
             vectors.extend_from_slice(&vector);
         }
