@@ -23,8 +23,8 @@
 //!   intra-op threads on a CPU shared with other processes the query embedding's p99
 //!   grows tenfold (OpenMP stragglers), see services/retrieval/README.md.
 //!
-//! Catalog embeddings are not MiniLM's own (embedding 1M captions on 2 cores would take
-//! hours): composed from MiniLM's vectors of the captions' parts, or random. The re-rank's
+//! Catalog embeddings are not MiniLM's own (embedding 1M captions on 2 cores takes over
+//! half an hour): composed from MiniLM's vectors of the captions' parts, or random. The re-rank's
 //! cost does not depend on the values; the graph's does, hence the composed default and
 //! the side-by-side figures on real embeddings. The MiniLM embedding rate is measured
 //! separately, so the build rate with real caption embeddings follows from the two
@@ -369,7 +369,10 @@ fn main() {
         "\n| clips | HNSW build ({} embeddings) | points/s | resident memory added | dense recall@{} vs exact ({recall_queries} {} queries) |",
         vectors_of.name(),
         dense.count_for(5),
-        if composed { "MiniLM prompt" } else { "random" }
+        match vectors_of {
+            VectorSource::Composed { .. } => "MiniLM prompt",
+            VectorSource::Random => "random",
+        }
     );
     println!("|---:|---:|---:|---:|---:|");
     for (size, build, recall, bytes) in &graphs {

@@ -552,9 +552,9 @@ mod tests {
         let samplings = Arc::new(Mutex::new(vec![]));
         let seen = samplings.clone();
         let llm = service(move |job| {
-            let mut seeds = seen.lock().unwrap();
-            seeds.push(job.sampling);
-            if seeds.len() <= 2 {
+            let mut seen = seen.lock().unwrap();
+            seen.push(job.sampling);
+            if seen.len() <= 2 {
                 "The fox runs home.".into()
             } else {
                 "Snow falls on the quiet valley.".into()
