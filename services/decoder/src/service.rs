@@ -26,6 +26,7 @@ use storyreel_stage::{
     ModelWorker,
     outputs::{JobChannel, OutputPlace, StageEvents, StageOutput, answered, finished, forward},
     scheduler::SchedulerChoice,
+    worker::WorkerCounters,
 };
 use storyreel_tensors::{DType, StageCache, TensorRef};
 use tokio::sync::watch;
@@ -159,6 +160,11 @@ impl WorkerDecoder {
     /// Waits until the models are loaded; why, when they could not be.
     pub async fn wait_ready(&self) -> Result<ModelInfo, DecoderError> {
         Ok(self.worker.wait_ready().await?)
+    }
+
+    /// The model worker's counters (batches, failures, jobs cut short).
+    pub fn worker_counters(&self) -> &Arc<WorkerCounters> {
+        self.worker.counters()
     }
 
     /// Runs `work` on the worker (the input read from the store) and stores its output;

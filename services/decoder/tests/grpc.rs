@@ -4,7 +4,7 @@
 //! (progress per step, seeds, tiles), the stage cache, and each bad input's code and field.
 
 use futures::StreamExt;
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 use storyreel_decoder::{Decoder, DecoderConfig, DecoderStage};
 use storyreel_proto::{
     common::{Dtype as WireDType, JobContext, Scheduler, SchedulerConfig, UpsampleMode},
@@ -14,12 +14,14 @@ use storyreel_proto::{
     },
 };
 use storyreel_runtime::tensor_ref::{from_wire, to_wire};
+use storyreel_stage::worker::WorkerCounters;
 use storyreel_tensors::{Tensor, TensorStore, testing::RedisServer};
 use storyreel_test_support::TestServer;
 use tonic::{Code, transport::Channel};
 
 struct Running {
     client: DecoderServiceClient<Channel>,
+    counters: Arc<WorkerCounters>,
     store: Arc<dyn TensorStore>,
     server: TestServer,
     _redis: RedisServer,
@@ -42,10 +44,12 @@ async fn start() -> Running {
     assert_eq!(model.components.len(), 3);
     assert!(model.random_init, "the tiny models are marked random-initialised");
     let store = storyreel_tensors::open_store(&config.tensors).await.unwrap();
+    let counters = service.worker_counters().clone();
     let server = TestServer::stage::<DecoderStage>(config, service as Arc<dyn Decoder>).await;
     let client = DecoderServiceClient::new(server.channel().await);
     Running {
         client,
+        counters,
         store,
         server,
         _redis: redis,
@@ -277,25 +281,29 @@ async fn diffusion_x4_upscales_with_progress_per_step_and_seeds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_diffusion_upsample_stops_at_the_next_step_and_stores_nothing() {
+async fn a_cancelled_diffusion_upsample_stops_before_its_end_and_stores_nothing() {
     let mut running = start().await;
     let input = put(&running.store, "small", frames(2, 32, 32)).await;
     let large = put(&running.store, "large", frames(4, 64, 64)).await;
+    let (frames_long, steps_long) = (4, 150);
     let long = UpsampleRequest {
         context: context(true),
         pixels: Some(large),
         mode: UpsampleMode::DiffusionX4.into(),
-        diffusion: diffusion(Some(1), 150),
+        diffusion: diffusion(Some(1), steps_long),
         ..Default::default()
     };
     let mut events = running.client.upsample(long).await.unwrap().into_inner();
     // a first step is done: the call is running
     let first = events.next().await.unwrap().unwrap();
-    assert!(matches!(first.event, Some(upsample_response::Event::Progress(_))));
+    let Some(upsample_response::Event::Progress(first)) = first.event else {
+        panic!("the first event is progress: {first:?}");
+    };
+    // every tile of every frame takes the steps
+    assert!(first.total_steps >= frames_long * steps_long, "{first:?}");
     drop(events);
-    // the worker stops at its next step and takes the next call (the 600 steps at 64x64
-    // would take tens of seconds); nothing was stored
-    let started = std::time::Instant::now();
+    // the worker stops the job at a step boundary and takes the next call, which waits
+    // behind it on the one worker; nothing of the cancelled call is stored
     let short = UpsampleRequest {
         context: Some(JobContext {
             job_id: "job-4".into(),
@@ -307,12 +315,16 @@ async fn a_cancelled_diffusion_upsample_stops_at_the_next_step_and_stores_nothin
         ..Default::default()
     };
     let result = upsample(&mut running.client, short).await;
-    eprintln!("the next call answered after {:?}", started.elapsed());
     assert_eq!(result.pixels.unwrap().shape, [2, 3, 128, 128]);
+    let counters = running.counters.clone();
+    let stopped = counters.stopped_jobs.load(Ordering::SeqCst);
+    let units = counters.units_of_stopped_jobs.load(Ordering::SeqCst);
+    eprintln!("the cancelled call stopped after {units} of {} steps", first.total_steps);
+    assert_eq!(stopped, 1, "the cancelled job is counted as stopped");
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "the cancelled call ran on: {:?}",
-        started.elapsed()
+        units >= u64::from(first.step) && units < u64::from(first.total_steps),
+        "the cancelled job stopped after {units} of {} steps",
+        first.total_steps
     );
     let key = running
         .store

@@ -21,6 +21,7 @@ use storyreel_runtime::{JobInfo, ModelInfo, ModelState};
 pub use storyreel_stage::scheduler::SchedulerChoice;
 use storyreel_stage::{
     ModelWorker,
+    worker::WorkerCounters,
     outputs::{JobChannel, OutputPlace, StageEvents, StageOutput, answered, forward},
 };
 use storyreel_tensors::{DType, StageCache, TensorRef, f16};
@@ -104,6 +105,11 @@ impl WorkerKeyframe {
     /// Waits until the pipeline is loaded; why, when it could not be.
     pub async fn wait_ready(&self) -> Result<ModelInfo, KeyframeError> {
         Ok(self.worker.wait_ready().await?)
+    }
+
+    /// The model worker's counters (batches, failures, jobs cut short).
+    pub fn worker_counters(&self) -> &Arc<WorkerCounters> {
+        self.worker.counters()
     }
 
     /// The reference latents as f32 values.

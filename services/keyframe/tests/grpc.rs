@@ -4,7 +4,7 @@
 //! generation, cancellation that stores nothing, and each bad input's code and field.
 
 use futures::StreamExt;
-use std::sync::Arc;
+use std::sync::{Arc, atomic::Ordering};
 use storyreel_keyframe::{Keyframe, KeyframeConfig, KeyframeStage};
 use storyreel_proto::{
     common::{Dtype as WireDType, FrameSize, JobContext, TensorRef as WireRef},
@@ -14,12 +14,14 @@ use storyreel_proto::{
     },
 };
 use storyreel_runtime::tensor_ref::{from_wire, to_wire};
+use storyreel_stage::worker::WorkerCounters;
 use storyreel_tensors::{Tensor, TensorStore, testing::RedisServer};
 use storyreel_test_support::TestServer;
 use tonic::{Code, transport::Channel};
 
 struct Running {
     client: KeyframeServiceClient<Channel>,
+    counters: Arc<WorkerCounters>,
     store: Arc<dyn TensorStore>,
     server: TestServer,
     _redis: RedisServer,
@@ -38,10 +40,12 @@ async fn start() -> Running {
     let model = service.wait_ready().await.expect("the tiny pipeline loads");
     assert_eq!(model.components.len(), 3);
     let store = storyreel_tensors::open_store(&config.tensors).await.unwrap();
+    let counters = service.worker_counters().clone();
     let server = TestServer::stage::<KeyframeStage>(config, service as Arc<dyn Keyframe>).await;
     let client = KeyframeServiceClient::new(server.channel().await);
     Running {
         client,
+        counters,
         store,
         server,
         _redis: redis,
@@ -207,6 +211,10 @@ async fn a_cancelled_call_stores_nothing_and_the_worker_goes_on() {
     short.context.as_mut().unwrap().job_id = "job-8".into();
     let (_, result) = generate(&mut running.client, short).await;
     assert_eq!(result.steps_run, 1);
+    let stopped = running.counters.stopped_jobs.load(Ordering::SeqCst);
+    let steps = running.counters.units_of_stopped_jobs.load(Ordering::SeqCst);
+    assert_eq!(stopped, 1, "the cancelled job is counted as stopped");
+    assert!((1..150).contains(&steps), "the cancelled job stopped after {steps} of 150 steps");
     let key = running
         .store
         .keys()

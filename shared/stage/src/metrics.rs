@@ -13,6 +13,9 @@ pub const BATCH_DURATION: &str = "storyreel_stage_batch_duration_seconds";
 pub const QUEUE_WAIT: &str = "storyreel_stage_queue_wait_seconds";
 /// Counter: batches by `outcome` (`ok`, `error`, `panic`) and `stage`.
 pub const BATCHES: &str = "storyreel_stage_batches_total";
+/// Counter: jobs that stopped before their end, their caller gone, their deadline passed
+/// or the worker stopping (`stage`).
+pub const STOPPED_JOBS: &str = "storyreel_stage_stopped_jobs_total";
 /// Histogram: a call from its start to its end (a stream's end, not its headers), by
 /// `stage`, `method`, `model_version`, `endpoint_group` and `code`.
 pub const REQUEST_DURATION: &str = "storyreel_stage_request_duration_seconds";

@@ -9,7 +9,7 @@ use futures::{StreamExt, stream::BoxStream};
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -212,7 +212,8 @@ impl<W: Send + 'static> crate::WorkerJob for ChannelJob<W> {
 }
 
 /// Runs the jobs of a batch one after the other with `run`, each reported as started and
-/// done; a job whose caller is gone (or past its deadline) is not run.
+/// done; a job whose caller is gone (or past its deadline) is not run, and one that stops
+/// on the way is counted with the units it had finished.
 pub fn run_each<W>(
     batch: &[ChannelJob<W>],
     control: &crate::BatchControl,
@@ -224,6 +225,9 @@ pub fn run_each<W>(
             .channel
             .check(control)
             .and_then(|()| run(&job.work, &job.channel));
+        if matches!(result, Err(StageError::Cancelled)) {
+            control.record_stopped(job.channel.units_done());
+        }
         job.channel.done(result);
     }
 }
@@ -235,6 +239,8 @@ pub struct JobChannel {
     pub cancelled: Arc<AtomicBool>,
     pub deadline: Instant,
     pub enqueued: Instant,
+    /// The `done` of the last progress reported.
+    units_done: AtomicU32,
 }
 
 impl JobChannel {
@@ -247,6 +253,7 @@ impl JobChannel {
             cancelled: Arc::default(),
             deadline: deadline.unwrap_or(now + Duration::from_secs(24 * 3600)),
             enqueued: now,
+            units_done: AtomicU32::new(0),
         };
         (channel, receiver)
     }
@@ -270,10 +277,16 @@ impl JobChannel {
 
     /// Reports progress; dropped when the caller is behind (the next one supersedes it).
     pub fn progress(&self, done: usize, total: usize) {
+        self.units_done.store(done as u32, Ordering::Relaxed);
         let _ = self.events.try_send(JobEvent::Progress {
             done: done as u32,
             total: total as u32,
         });
+    }
+
+    /// The `done` of the last progress reported (0 before any).
+    pub fn units_done(&self) -> u32 {
+        self.units_done.load(Ordering::Relaxed)
     }
 
     /// Sends a preview; dropped when the caller is behind.

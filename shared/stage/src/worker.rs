@@ -21,7 +21,9 @@
 //! - Metrics, labelled `stage`: `storyreel_stage_queue_depth` (gauge: the signal a GPU
 //!   pool autoscales on), `storyreel_stage_batch_size` (histogram),
 //!   `storyreel_stage_batches_total{outcome=ok|error|panic}`,
-//!   `storyreel_stage_batch_duration_seconds` and `storyreel_stage_queue_wait_seconds`.
+//!   `storyreel_stage_batch_duration_seconds`, `storyreel_stage_queue_wait_seconds` and
+//!   `storyreel_stage_stopped_jobs_total` (jobs cut short by their caller, their deadline
+//!   or a shutdown).
 
 use crate::{WorkerError, metrics as names};
 use serde::{Deserialize, Serialize};
@@ -66,8 +68,10 @@ pub trait StageModel: 'static {
 /// What a batch may look at while it runs.
 #[derive(Debug)]
 pub struct BatchControl {
+    stage: &'static str,
     stopping: Arc<AtomicBool>,
     dequeued: Instant,
+    counters: Arc<WorkerCounters>,
 }
 
 impl BatchControl {
@@ -79,6 +83,16 @@ impl BatchControl {
     /// When the batch left the queue (a job's queue time ends here).
     pub fn dequeued(&self) -> Instant {
         self.dequeued
+    }
+
+    /// Counts a job that stopped before its end (its caller gone, its deadline passed or
+    /// the worker stopping) after `units_done` units of its work.
+    pub fn record_stopped(&self, units_done: u32) {
+        self.counters.stopped_jobs.fetch_add(1, Ordering::SeqCst);
+        self.counters
+            .units_of_stopped_jobs
+            .fetch_add(u64::from(units_done), Ordering::SeqCst);
+        metrics::counter!(names::STOPPED_JOBS, "stage" => self.stage).increment(1);
     }
 }
 
@@ -171,6 +185,10 @@ pub struct WorkerCounters {
     pub batches: AtomicU64,
     pub failed_batches: AtomicU64,
     pub panics: AtomicU64,
+    /// Jobs that stopped before their end ([`BatchControl::record_stopped`]).
+    pub stopped_jobs: AtomicU64,
+    /// The units (steps, frames) those jobs had finished when they stopped.
+    pub units_of_stopped_jobs: AtomicU64,
 }
 
 struct Queued<J> {
@@ -388,8 +406,10 @@ impl<J: WorkerJob> WorkerThread<J> {
         let mut failures_in_a_row = 0;
         while let Some(mut batch) = self.next_batch() {
             let control = BatchControl {
+                stage: self.stage,
                 stopping: self.stopping.clone(),
                 dequeued: Instant::now(),
+                counters: self.counters.clone(),
             };
             match self.run_batch(&mut model, &mut batch, &control) {
                 Ok(()) => failures_in_a_row = 0,
