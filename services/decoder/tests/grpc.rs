@@ -319,7 +319,10 @@ async fn a_cancelled_diffusion_upsample_stops_before_its_end_and_stores_nothing(
     let counters = running.counters.clone();
     let stopped = counters.stopped_jobs.load(Ordering::SeqCst);
     let units = counters.units_of_stopped_jobs.load(Ordering::SeqCst);
-    eprintln!("the cancelled call stopped after {units} of {} steps", first.total_steps);
+    eprintln!(
+        "the cancelled call stopped after {units} of {} steps",
+        first.total_steps
+    );
     assert_eq!(stopped, 1, "the cancelled job is counted as stopped");
     assert!(
         units >= u64::from(first.step) && units < u64::from(first.total_steps),

@@ -21,8 +21,8 @@ use storyreel_runtime::{JobInfo, ModelInfo, ModelState};
 pub use storyreel_stage::scheduler::SchedulerChoice;
 use storyreel_stage::{
     ModelWorker,
-    worker::WorkerCounters,
     outputs::{JobChannel, OutputPlace, StageEvents, StageOutput, answered, forward},
+    worker::WorkerCounters,
 };
 use storyreel_tensors::{DType, StageCache, TensorRef, f16};
 use tokio::sync::watch;

@@ -214,7 +214,10 @@ async fn a_cancelled_call_stores_nothing_and_the_worker_goes_on() {
     let stopped = running.counters.stopped_jobs.load(Ordering::SeqCst);
     let steps = running.counters.units_of_stopped_jobs.load(Ordering::SeqCst);
     assert_eq!(stopped, 1, "the cancelled job is counted as stopped");
-    assert!((1..150).contains(&steps), "the cancelled job stopped after {steps} of 150 steps");
+    assert!(
+        (1..150).contains(&steps),
+        "the cancelled job stopped after {steps} of 150 steps"
+    );
     let key = running
         .store
         .keys()
