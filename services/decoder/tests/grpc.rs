@@ -302,7 +302,7 @@ async fn a_cancelled_diffusion_upsample_stops_before_its_end_and_stores_nothing(
     // every tile of every frame takes the steps
     assert!(first.total_steps >= frames_long * steps_long, "{first:?}");
     drop(events);
-    // the worker stops the job at a step boundary and takes the next call, which waits
+    // the worker stops the job at its next step boundary and takes the next call, which waits
     // behind it on the one worker; nothing of the cancelled call is stored
     let short = UpsampleRequest {
         context: Some(JobContext {
@@ -319,8 +319,9 @@ async fn a_cancelled_diffusion_upsample_stops_before_its_end_and_stores_nothing(
     let counters = running.counters.clone();
     let stopped = counters.stopped_jobs.load(Ordering::SeqCst);
     let units = counters.units_of_stopped_jobs.load(Ordering::SeqCst);
+    let after_cancel = counters.units_after_cancel.load(Ordering::SeqCst);
     eprintln!(
-        "the cancelled call stopped after {units} of {} steps",
+        "the cancelled call stopped after {units} of {} steps, {after_cancel} after the cancel",
         first.total_steps
     );
     assert_eq!(stopped, 1, "the cancelled job is counted as stopped");
@@ -329,6 +330,7 @@ async fn a_cancelled_diffusion_upsample_stops_before_its_end_and_stores_nothing(
         "the cancelled job stopped after {units} of {} steps",
         first.total_steps
     );
+    assert!(after_cancel <= 1, "{after_cancel} steps ran after the cancel");
     let key = running
         .store
         .keys()

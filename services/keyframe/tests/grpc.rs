@@ -206,7 +206,8 @@ async fn a_cancelled_call_stores_nothing_and_the_worker_goes_on() {
     let first = events.next().await.unwrap().unwrap();
     assert!(matches!(first.event, Some(Event::Progress(_))));
     drop(events);
-    // the worker stops at its next step and takes the next call; nothing was stored
+    // the worker stops at its next step (at most one more runs) and takes the next call;
+    // nothing was stored
     let mut short = request(64, 64, 1, 1);
     short.context.as_mut().unwrap().job_id = "job-8".into();
     let (_, result) = generate(&mut running.client, short).await;
@@ -218,6 +219,8 @@ async fn a_cancelled_call_stores_nothing_and_the_worker_goes_on() {
         (1..150).contains(&steps),
         "the cancelled job stopped after {steps} of 150 steps"
     );
+    let after_cancel = running.counters.units_after_cancel.load(Ordering::SeqCst);
+    assert!(after_cancel <= 1, "{after_cancel} steps ran after the cancel");
     let key = running
         .store
         .keys()

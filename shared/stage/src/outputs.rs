@@ -226,7 +226,7 @@ pub fn run_each<W>(
             .check(control)
             .and_then(|()| run(&job.work, &job.channel));
         if matches!(result, Err(StageError::Cancelled)) {
-            control.record_stopped(job.channel.units_done());
+            control.record_stopped(job.channel.units_done(), job.channel.units_after_cancel());
         }
         job.channel.done(result);
     }
@@ -241,6 +241,8 @@ pub struct JobChannel {
     pub enqueued: Instant,
     /// The `done` of the last progress reported.
     units_done: AtomicU32,
+    /// Progress reports made after `cancelled` was set: the units that ran on after it.
+    units_after_cancel: AtomicU32,
 }
 
 impl JobChannel {
@@ -254,6 +256,7 @@ impl JobChannel {
             deadline: deadline.unwrap_or(now + Duration::from_secs(24 * 3600)),
             enqueued: now,
             units_done: AtomicU32::new(0),
+            units_after_cancel: AtomicU32::new(0),
         };
         (channel, receiver)
     }
@@ -278,6 +281,9 @@ impl JobChannel {
     /// Reports progress; dropped when the caller is behind (the next one supersedes it).
     pub fn progress(&self, done: usize, total: usize) {
         self.units_done.store(done as u32, Ordering::Relaxed);
+        if self.cancelled.load(Ordering::Relaxed) {
+            self.units_after_cancel.fetch_add(1, Ordering::Relaxed);
+        }
         let _ = self.events.try_send(JobEvent::Progress {
             done: done as u32,
             total: total as u32,
@@ -287,6 +293,12 @@ impl JobChannel {
     /// The `done` of the last progress reported (0 before any).
     pub fn units_done(&self) -> u32 {
         self.units_done.load(Ordering::Relaxed)
+    }
+
+    /// Units reported done after the caller cancelled: a job that stops at its next step
+    /// boundary ran on for at most one.
+    pub fn units_after_cancel(&self) -> u32 {
+        self.units_after_cancel.load(Ordering::Relaxed)
     }
 
     /// Sends a preview; dropped when the caller is behind.

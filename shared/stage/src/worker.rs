@@ -86,12 +86,16 @@ impl BatchControl {
     }
 
     /// Counts a job that stopped before its end (its caller gone, its deadline passed or
-    /// the worker stopping) after `units_done` units of its work.
-    pub fn record_stopped(&self, units_done: u32) {
+    /// the worker stopping) after `units_done` units of its work, `units_after_cancel` of
+    /// them finished after its caller cancelled.
+    pub fn record_stopped(&self, units_done: u32, units_after_cancel: u32) {
         self.counters.stopped_jobs.fetch_add(1, Ordering::SeqCst);
         self.counters
             .units_of_stopped_jobs
             .fetch_add(u64::from(units_done), Ordering::SeqCst);
+        self.counters
+            .units_after_cancel
+            .fetch_add(u64::from(units_after_cancel), Ordering::SeqCst);
         metrics::counter!(names::STOPPED_JOBS, "stage" => self.stage).increment(1);
     }
 }
@@ -189,6 +193,8 @@ pub struct WorkerCounters {
     pub stopped_jobs: AtomicU64,
     /// The units (steps, frames) those jobs had finished when they stopped.
     pub units_of_stopped_jobs: AtomicU64,
+    /// Of those, the units finished after their callers had cancelled.
+    pub units_after_cancel: AtomicU64,
 }
 
 struct Queued<J> {
