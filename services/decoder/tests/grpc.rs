@@ -281,7 +281,7 @@ async fn diffusion_x4_upscales_with_progress_per_step_and_seeds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_diffusion_upsample_stops_before_its_end_and_stores_nothing() {
+async fn a_cancelled_diffusion_upsample_stops_at_the_next_step_and_stores_nothing() {
     let mut running = start().await;
     let input = put(&running.store, "small", frames(2, 32, 32)).await;
     let large = put(&running.store, "large", frames(4, 64, 64)).await;
@@ -316,7 +316,7 @@ async fn a_cancelled_diffusion_upsample_stops_before_its_end_and_stores_nothing(
     };
     let result = upsample(&mut running.client, short).await;
     assert_eq!(result.pixels.unwrap().shape, [2, 3, 128, 128]);
-    let counters = running.counters.clone();
+    let counters = &running.counters;
     let stopped = counters.stopped_jobs.load(Ordering::SeqCst);
     let units = counters.units_of_stopped_jobs.load(Ordering::SeqCst);
     let after_cancel = counters.units_after_cancel.load(Ordering::SeqCst);
